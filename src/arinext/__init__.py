@@ -1,12 +1,16 @@
 """arinext: AudioRepInceptionNeXt for audio recognition, from training to deployment."""
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
+from .hub import load_pretrained, save_pretrained
+from .inference import AudioClassifier
 from .layers import reparameterize_model
 from .models import AudioRepInceptionNeXt, create_model, list_models
+from .models.convert import load_official_checkpoint
 from .version import __version__
 
 __all__ = [
     "PRESETS",
+    "AudioClassifier",
     "AudioRepInceptionNeXt",
     "FrontendConfig",
     "LogMel",
@@ -14,5 +18,8 @@ __all__ = [
     "create_model",
     "get_preset",
     "list_models",
+    "load_official_checkpoint",
+    "load_pretrained",
+    "save_pretrained",
     "reparameterize_model",
 ]

@@ -49,5 +49,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         known = ", ".join(list_models())
         raise ValueError(f"unknown model {name!r}; registered models: {known}")
     model = _model_entrypoints[name](**kwargs)
+    # Recorded so that save_pretrained() can rebuild the same architecture.
     model.model_name = name  # type: ignore[assignment]
+    model.model_args = {k: v for k, v in kwargs.items() if k != "inference_mode"}  # type: ignore[assignment]
     return model
