@@ -1,0 +1,18 @@
+"""Dataset builders: real voices and instruments from Debian ``main``, written in public datasets' layouts.
+
+- :func:`build_keywords`: Speech Commands V2 layout from espeak-ng, flite and festival voices.
+- :func:`build_instruments`: NSynth layout from the Fluid General MIDI soundfonts.
+"""
+
+from ._common import BuildError, DatasetExistsError, EngineNotFoundError
+from .keywords import CORE_WORDS, SPEECH_COMMANDS_WORDS, KeywordsBuild, build_keywords
+
+__all__ = [
+    "BuildError",
+    "DatasetExistsError",
+    "EngineNotFoundError",
+    "CORE_WORDS",
+    "SPEECH_COMMANDS_WORDS",
+    "KeywordsBuild",
+    "build_keywords",
+]
