@@ -1,0 +1,272 @@
+"""Experiment configuration: small dataclasses loaded from one YAML recipe, with ``--set`` overrides.
+
+A recipe is a flat YAML file (see ``arinext/configs/*.yaml``)::
+
+    model: audio_rep_inception_next
+    model_args: {drop_rate: 0.5}
+    data: {dataset: vggsound, root: /data/vggsound, batch_size: 32}
+    optim: {lr: 0.01, epochs: 50, lr_steps: [30, 40], lr_factors: [0.1, 0.01]}
+    precise_bn_batches: 200
+
+Unknown keys are an error. The number of classes is never part of a recipe: it comes from the
+dataset's label map (``Manifest.num_classes``). The config object stops at the entry layer: the CLI
+and :mod:`arinext.train.trainer` unpack it into plain arguments.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "list_recipes",
+    "load_config",
+]
+
+SUBSETS = ("training", "validation", "testing")
+_BAD_CLIP_POLICIES = ("error", "skip")
+# Free-form mappings: their sub-keys are checked by the component that receives them.
+_OPEN_DICTS = {"model_args", "dataset_args", "frontend"}
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from and how they are batched.
+
+    Args:
+        dataset: a name from ``arinext.data.list_datasets()`` (``"vggsound"``, ``"folder"``, ``"csv"``, ...),
+            or ``"synthetic"`` for generated band-limited noise spectrograms (smoke tests, benchmarks).
+        root: dataset root directory (or the CSV file for ``"csv"``).
+        preset: front-end preset from ``arinext.PRESETS``; ``None`` takes the dataset's default.
+        frontend: fields of the preset to replace, e.g. ``{num_frames: 400, clip_seconds: 1.999}``.
+        dataset_args: extra keyword arguments of ``get_manifest`` (e.g. CSV column names).
+        folds: cross-validation folds (UrbanSound8K): one full run per fold, passed as ``fold=k``.
+        train_subset, val_subset, test_subset: ``"training" | "validation" | "testing"``.
+        batch_size: total batch over all processes (``TRAIN.BATCH_SIZE``); each of ``N`` processes takes ``1/N``.
+        eval_batch_size: batch size for evaluation; ``None`` uses ``batch_size``.
+        num_workers: data-loading worker processes per training process.
+        spec_augment: SpecAugment on training crops (the paper's recipes: on).
+        test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
+        on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
+        cache_dir: feature cache directory passed to the dataset, or ``None``.
+    """
+
+    dataset: str = "folder"
+    root: str = ""
+    preset: str | None = None
+    frontend: dict[str, Any] = field(default_factory=dict)
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    folds: list[int] = field(default_factory=list)
+    train_subset: str = "training"
+    val_subset: str = "validation"
+    test_subset: str = "testing"
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    num_workers: int = 4
+    spec_augment: bool = True
+    test_views: int | None = None
+    on_bad_clip: str = "skip"
+    cache_dir: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """SGD with step-wise relative learning rates (``SOLVER.LR_POLICY: steps_with_relative_lrs``).
+
+    Args:
+        lr: base learning rate (``SOLVER.BASE_LR``).
+        momentum, nesterov: SGD momentum (``SOLVER.MOMENTUM``, ``SOLVER.NESTEROV``).
+        weight_decay: L2 on conv/linear weights; never on BatchNorm parameters or biases.
+        epochs: total epochs (``SOLVER.MAX_EPOCH``).
+        lr_steps: epochs at which the learning rate changes (``SOLVER.STEPS`` without the leading 0).
+        lr_factors: learning rate from each step on, relative to ``lr`` (``SOLVER.LRS`` without the leading 1).
+        freeze_bn: keep every BatchNorm except the stem's in eval mode with frozen affine
+            parameters (``BN.FREEZE``; the paper's fine-tuning recipes).
+    """
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    epochs: int = 50
+    lr_steps: list[int] = field(default_factory=lambda: [30, 40])
+    lr_factors: list[float] = field(default_factory=lambda: [0.1, 0.01])
+    freeze_bn: bool = False
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of the 0-based ``epoch``."""
+        factor = 1.0
+        for step, f in zip(self.lr_steps, self.lr_factors):
+            if epoch >= step:
+                factor = f
+        return self.lr * factor
+
+
+@dataclass
+class TrainConfig:
+    """One experiment.
+
+    Args:
+        model: a name from ``arinext.list_models()``.
+        model_args: constructor keyword arguments (``num_classes`` excluded: it comes from the dataset).
+        data: :class:`DataConfig`.
+        optim: :class:`OptimConfig`.
+        init_from: weights to fine-tune from: an ``arinext.save_pretrained`` directory, the authors'
+            ``.pyth`` checkpoint, or a training checkpoint of ours (``best.pt``). The head is re-initialised.
+        precise_bn_batches: recompute BatchNorm statistics on this many training batches before each
+            evaluation (``BN.NUM_BATCHES_PRECISE``; 0 turns it off).
+        amp: bfloat16 autocast where the device supports it.
+        seed: seed of every random number generator.
+        eval_every: validate every this many epochs (and always after the last one).
+        select_metric: validation metric that picks ``best.pt`` (higher is better).
+        export_pretrained: write the best model with ``arinext.save_pretrained`` at the end.
+        device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    """
+
+    model: str = "audio_rep_inception_next"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    init_from: str | None = None
+    precise_bn_batches: int = 0
+    amp: bool = False
+    seed: int = 0
+    eval_every: int = 1
+    select_metric: str = "top1"
+    export_pretrained: bool = True
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON/``torch.load(weights_only=True)`` safe)."""
+        return dataclasses.asdict(self)
+
+    def validate(self) -> TrainConfig:
+        """Raise ``ValueError`` naming the first inconsistent field; return ``self``."""
+        d, o = self.data, self.optim
+        if "num_classes" in self.model_args:
+            raise ValueError("model_args.num_classes is not allowed: the number of classes comes from the dataset")
+        for name in ("train_subset", "val_subset", "test_subset"):
+            if getattr(d, name) not in SUBSETS:
+                raise ValueError(f"data.{name} must be one of {SUBSETS}, got {getattr(d, name)!r}")
+        if d.on_bad_clip not in _BAD_CLIP_POLICIES:
+            raise ValueError(f"data.on_bad_clip must be one of {_BAD_CLIP_POLICIES}, got {d.on_bad_clip!r}")
+        if d.batch_size < 1 or (d.eval_batch_size is not None and d.eval_batch_size < 1):
+            raise ValueError("data.batch_size and data.eval_batch_size must be positive")
+        if d.test_views is not None and d.test_views < 1:
+            raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
+        if o.epochs < 1:
+            raise ValueError(f"optim.epochs must be >= 1, got {o.epochs}")
+        if len(o.lr_steps) != len(o.lr_factors):
+            raise ValueError(f"optim.lr_steps {o.lr_steps} and optim.lr_factors {o.lr_factors} differ in length")
+        if list(o.lr_steps) != sorted(o.lr_steps):
+            raise ValueError(f"optim.lr_steps must be increasing, got {o.lr_steps}")
+        if self.precise_bn_batches < 0 or self.eval_every < 1:
+            raise ValueError("precise_bn_batches must be >= 0 and eval_every >= 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        return self
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, recursing into nested dataclasses; unknown keys raise."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = _NESTED.get(name) if not where else None
+        kwargs[name] = _build(sub, value, name) if sub is not None else copy.deepcopy(value)
+    return cls(**kwargs)
+
+
+_NESTED: dict[str, type] = {"data": DataConfig, "optim": OptimConfig}
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict; unknown keys raise ``ValueError``."""
+    return _build(TrainConfig, values or {}, "").validate()
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like key.sub=value")
+    key, raw = item.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ValueError(f"override {item!r} has an empty key")
+    return path, yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of the nested dict ``values`` with ``key.sub=value`` overrides applied.
+
+    Values are parsed as YAML (``optim.lr=3e-3``, ``data.folds=[1,2]``, ``init_from=null``). A key that
+    is not a config field raises ``ValueError``, except below the free-form mappings
+    ``model_args``, ``data.dataset_args`` and ``data.frontend``.
+    """
+    out = copy.deepcopy(values)
+    defaults = TrainConfig().to_dict()
+    for item in overrides:
+        path, value = _parse_override(item)
+        node, ref = out, defaults
+        for i, part in enumerate(path[:-1]):
+            if part in _OPEN_DICTS:
+                ref = None
+            elif ref is not None and not isinstance(ref.get(part), dict):
+                raise ValueError(f"unknown config key {'.'.join(path[: i + 1])!r} in override {item!r}")
+            node = node.setdefault(part, {})
+            ref = ref[part] if ref is not None else None
+        if ref is not None and path[-1] not in ref:
+            raise ValueError(f"unknown config key {'.'.join(path)!r} in override {item!r}")
+        node[path[-1]] = value
+    return out
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes packaged in ``arinext/configs`` (``arinext train NAME``)."""
+    root = resources.files("arinext") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_recipe(recipe: str | Path) -> dict[str, Any]:
+    path = Path(recipe)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
+        text = path.read_text()
+    else:
+        res = resources.files("arinext") / "configs" / f"{recipe}.yaml"
+        if not res.is_file():
+            raise ValueError(f"unknown recipe {str(recipe)!r}: not a file, and not one of {list_recipes()}")
+        text = res.read_text()
+    values = yaml.safe_load(text) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"recipe {str(recipe)!r} must hold a YAML mapping")
+    return values
+
+
+def load_config(recipe: str | Path | dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
+    """Load a recipe (a YAML path, a packaged recipe name, or a dict) and apply ``--set`` overrides.
+
+    Example:
+        >>> cfg = load_config("vggsound", ["data.root=/data/vggsound", "optim.lr=0.003"])
+        >>> cfg.optim.lr
+        0.003
+    """
+    values = recipe if isinstance(recipe, dict) else _read_recipe(recipe)
+    return config_from_dict(apply_overrides(values, overrides or []))

@@ -1,0 +1,182 @@
+"""From a :class:`~arinext.train.config.DataConfig` to datasets and loaders.
+
+Real datasets go through ``arinext.data`` (``get_manifest`` -> ``AudioClipDataset`` -> ``make_loader``).
+``dataset: synthetic`` gives :class:`SyntheticSpectrograms`, generated log-mel-like maps whose class
+is the frequency band that carries energy: separable, instant to load, for smoke tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from ..audio.frontend import FrontendConfig, get_preset
+from .config import DataConfig
+from .distributed import DistInfo
+
+__all__ = ["DataBundle", "SyntheticSpectrograms", "build_dataset", "build_loader", "describe_labels"]
+
+_log = logging.getLogger(__name__)
+
+_SUBSET_SEEDS = {"training": 0, "validation": 1, "testing": 2}
+
+
+class SyntheticSpectrograms(Dataset):
+    """Random ``(1, T, F)`` maps where class ``c`` raises the energy of mel band ``c`` of ``num_classes``.
+
+    Every item is a deterministic function of ``(seed, subset, index)``; items are returned in the
+    ``arinext.data`` batch-dict format. With ``views > 1`` the inputs are ``(views, 1, T, F)``.
+
+    Args:
+        num_classes: number of classes (bands).
+        clips_per_class: clips of each class.
+        num_frames, n_mels: map size ``T x F``.
+        subset: changes the noise, so that subsets are disjoint.
+        views: test views per clip.
+        seed: base seed.
+        snr: height of the class band over the unit-variance noise.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 4,
+        clips_per_class: int = 16,
+        num_frames: int = 64,
+        n_mels: int = 32,
+        subset: str = "training",
+        views: int = 1,
+        seed: int = 0,
+        snr: float = 1.5,
+    ) -> None:
+        if num_classes < 2 or num_classes > n_mels:
+            raise ValueError(f"need 2 <= num_classes <= n_mels, got {num_classes} classes and {n_mels} mel bins")
+        self.num_classes, self.clips_per_class = num_classes, clips_per_class
+        self.num_frames, self.n_mels, self.views, self.snr = num_frames, n_mels, views, snr
+        self.seed = seed * 1000 + _SUBSET_SEEDS.get(subset, 3)
+        self.labels = [f"band{c}" for c in range(num_classes)]
+
+    def __len__(self) -> int:
+        return self.num_classes * self.clips_per_class
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        g = torch.Generator().manual_seed(self.seed * 100003 + index)
+        target = index % self.num_classes
+        x = torch.randn(self.views, 1, self.num_frames, self.n_mels, generator=g)
+        width = self.n_mels // self.num_classes
+        x[..., target * width : (target + 1) * width] += self.snr
+        return {"inputs": x if self.views > 1 else x[0], "target": target, "index": index}
+
+
+@dataclass
+class DataBundle:
+    """One subset's dataset with what the model and the task need to know about it."""
+
+    dataset: Dataset
+    labels: Any
+    num_classes: int | dict[str, int]
+    multi_label: bool
+    frontend: FrontendConfig
+    views: int
+
+
+def _frontend(data: DataConfig) -> FrontendConfig:
+    if data.preset is not None:
+        name = data.preset
+    elif data.dataset == "synthetic":
+        name = "vggsound"
+    else:
+        from ..data import dataset_preset
+
+        name = dataset_preset(data.dataset)
+    return get_preset(name, **data.frontend)
+
+
+def describe_labels(labels: Any) -> int | dict[str, int]:
+    """Class count(s) of a label list or of a dict of label lists."""
+    return {k: len(v) for k, v in labels.items()} if isinstance(labels, dict) else len(labels)
+
+
+def build_dataset(
+    data: DataConfig, subset: str, training: bool, seed: int = 0, fold: int | None = None
+) -> DataBundle:
+    """Dataset of ``subset`` (``"training" | "validation" | "testing"``) as configured by ``data``.
+
+    Training datasets return one random crop (with SpecAugment when ``data.spec_augment``); evaluation
+    datasets return ``views`` uniform crops (``data.test_views``, else the preset's).
+    """
+    frontend = _frontend(data)
+    views = 1 if training else (data.test_views or frontend.test_views)
+    kwargs = dict(data.dataset_args)
+    if data.dataset == "synthetic":
+        ds = SyntheticSpectrograms(
+            num_frames=frontend.num_frames, n_mels=frontend.n_mels, subset=subset, views=views, seed=seed, **kwargs
+        )
+        return DataBundle(ds, ds.labels, ds.num_classes, False, frontend, views)
+
+    from ..data import AudioClipDataset, get_manifest
+
+    if not data.root:
+        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
+    if fold is not None:
+        kwargs["fold"] = fold
+    manifest = get_manifest(data.dataset, data.root, subset, **kwargs)
+    if not manifest.records:
+        raise ValueError(f"{data.dataset!r} subset {subset!r} under {data.root!r} has no clips")
+    spec_augment = None
+    if training and data.spec_augment:
+        from ..audio.augment import SpecAugment
+
+        spec_augment = SpecAugment(seed=seed)
+    ds = AudioClipDataset(
+        manifest,
+        frontend,
+        training=training,
+        views=views,
+        on_bad_clip=data.on_bad_clip,
+        spec_augment=spec_augment,
+        cache_dir=data.cache_dir,
+        seed=seed,
+    )
+    _log.info("%s/%s: %d clips, %s classes", data.dataset, subset, len(ds), manifest.num_classes)
+    return DataBundle(ds, manifest.labels, manifest.num_classes, manifest.multi_label, frontend, views)
+
+
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    training: bool,
+    num_workers: int,
+    dist_info: DistInfo,
+    seed: int = 0,
+) -> tuple[DataLoader, DistributedSampler]:
+    """Loader over this process's share of ``dataset``; ``batch_size`` is the total over processes.
+
+    The order comes from a :class:`DistributedSampler` (also with one process) seeded with ``seed``;
+    call ``sampler.set_epoch(epoch)`` each epoch, which makes the order a function of the epoch and
+    lets a resumed run see exactly the batches of an uninterrupted one.
+    """
+    world = dist_info.world_size
+    if batch_size % world:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=dist_info.rank, shuffle=training, seed=seed, drop_last=False
+    )
+    per_rank = batch_size // world
+    # drop a last partial training batch: a batch of one breaks BatchNorm
+    drop_last = training and len(sampler) > per_rank
+    if isinstance(dataset, SyntheticSpectrograms):
+        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last)
+    else:
+        from ..data import make_loader
+
+        loader = make_loader(
+            dataset, per_rank, shuffle=False, num_workers=num_workers, sampler=sampler, seed=seed, drop_last=drop_last
+        )
+    return loader, sampler

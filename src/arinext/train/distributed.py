@@ -1,0 +1,102 @@
+"""PyTorch DDP helpers for runs launched with ``torchrun`` (gloo on CPU, NCCL on GPU).
+
+Without the ``torchrun`` environment (``WORLD_SIZE`` unset or 1) every helper degrades to the
+single-process case, so the same training code runs both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "all_gather_cat", "all_reduce_sum", "barrier", "cleanup_distributed", "init_distributed"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Rank, world size and the device this process trains on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes checkpoints, logs and reports."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group described by ``torchrun``'s environment variables, if any.
+
+    Args:
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. Each process takes GPU
+            ``LOCAL_RANK``; the backend is NCCL on GPU and gloo on CPU.
+    """
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if use_cuda else "gloo"
+        dist.init_process_group(backend=backend)
+        _log.info("joined process group: rank %d of %d (%s)", rank, world_size, backend)
+    return DistInfo(rank, world_size, local_rank, dev)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a list of numbers over all processes (identity without a process group)."""
+    if not dist.is_initialized():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def all_gather_cat(x: Any, device: torch.device) -> Any:
+    """Concatenate along dim 0 the tensors (or dicts of tensors) every process holds.
+
+    The per-process row counts may differ; tensors come back on the CPU.
+    """
+    if isinstance(x, dict):
+        return {k: all_gather_cat(v, device) for k, v in x.items()}
+    if not dist.is_initialized():
+        return x.cpu()
+    world = dist.get_world_size()
+    local = x.to(device)
+    n = torch.tensor([local.shape[0]], device=device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    rows = int(max(s.item() for s in sizes))
+    padded = torch.zeros((rows, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: local.shape[0]] = local
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())].cpu() for p, s in zip(parts, sizes)])

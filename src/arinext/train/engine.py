@@ -1,0 +1,272 @@
+"""The training loop's building blocks: one epoch, evaluation, Precise-BN, parameter groups, BN freezing.
+
+Batches are dicts as produced by ``arinext.data.collate_clips``: ``"inputs"`` ``(B, 1, T, F)`` (or
+``(B, V, 1, T, F)`` with ``V`` test views), ``"target"`` (``(B,)`` class indices, ``(B, C)`` multi-hot or
+a dict of ``(B,)`` per head), ``"index"`` ``(B,)`` and optionally ``"bad"`` (skipped clips). Loss and
+metrics come from a :class:`~arinext.train.tasks.Task`, so nothing here depends on the target type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..layers.reparam import unwrap_model
+from .distributed import all_gather_cat, all_reduce_sum
+from .tasks import EvalResult, Task
+
+__all__ = [
+    "autocast",
+    "evaluate",
+    "freeze_batchnorm",
+    "param_groups",
+    "precise_bn",
+    "predict",
+    "set_train_mode",
+    "train_one_epoch",
+]
+
+_log = logging.getLogger(__name__)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bfloat16 autocast is usable on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu"
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two SGD groups: weights with ``weight_decay``; BatchNorm parameters and biases without it."""
+    decay, no_decay = [], []
+    norm_params = {
+        id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()
+    }
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if id(p) in norm_params or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _frozen_bns(model: nn.Module) -> list[nn.Module]:
+    model = unwrap_model(model)
+    stem_bn = getattr(getattr(getattr(model, "stem", None), "conv", None), "bn", None)
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m is not stem_bn]
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Freeze every BatchNorm2d except the stem's (``model.stem.conv.bn``): no affine gradients.
+
+    Combine with :func:`set_train_mode` (``freeze_bn=True``), which keeps them in eval mode so their
+    running statistics stay fixed. Returns the number of frozen layers.
+    """
+    bns = _frozen_bns(model)
+    for m in bns:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return len(bns)
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool = False) -> None:
+    """``model.train()``, with the frozen BatchNorms (see :func:`freeze_batchnorm`) back in eval mode."""
+    model.train()
+    if freeze_bn:
+        for m in _frozen_bns(model):
+            m.eval()
+
+
+def _to_device(target: Any, device: torch.device) -> Any:
+    if isinstance(target, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in target.items()}
+    return target.to(device, non_blocking=True)
+
+
+def _report_bad(batch: dict[str, Any], bad: list[str]) -> None:
+    for err in batch.get("bad") or []:
+        bad.append(err)
+        _log.warning("skipped clip %s", err)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    task: Task,
+    device: torch.device,
+    epoch: int = 0,
+    freeze_bn: bool = False,
+    amp: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train one pass over ``loader``; returns ``loss``, ``acc`` and ``clips_per_s`` summed over processes.
+
+    ``optimizer``'s learning rate is used as set by the caller (the schedule is per epoch).
+    """
+    set_train_mode(model, freeze_bn)
+    lr = optimizer.param_groups[0]["lr"]
+    total_loss, total_correct, total_n, bad = 0.0, 0.0, 0, []
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not progress, leave=False, dynamic_ncols=True)
+    for batch in bar:
+        _report_bad(batch, bad)
+        inputs = batch["inputs"]
+        if inputs is None or inputs.shape[0] == 0:
+            continue
+        inputs = inputs.to(device, non_blocking=True)
+        target = _to_device(batch["target"], device)
+        with autocast(device, amp):
+            outputs = model(inputs)
+        loss = task.loss(outputs, target)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = inputs.shape[0]
+        total_loss += loss.item() * n
+        total_correct += task.correct(outputs, target)
+        total_n += n
+        if progress:
+            rate = total_n / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{total_loss / total_n:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+    elapsed = time.perf_counter() - start
+    loss_sum, correct, n, bad_n = all_reduce_sum([total_loss, total_correct, total_n, len(bad)], device)
+    return {
+        "loss": loss_sum / max(n, 1),
+        "acc": correct / max(n, 1),
+        "clips_per_s": n / max(elapsed, 1e-9),
+        "lr": lr,
+        "bad_clips": bad_n,
+    }
+
+
+def _merge_views(scores: Any, views: int) -> Any:
+    if isinstance(scores, dict):
+        return {k: _merge_views(v, views) for k, v in scores.items()}
+    return scores.view(-1, views, *scores.shape[1:]).mean(dim=1)
+
+
+def _cat(parts: list[Any]) -> Any:
+    if parts and isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def _select(x: Any, keep: torch.Tensor) -> Any:
+    return {k: v[keep] for k, v in x.items()} if isinstance(x, dict) else x[keep]
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    task: Task,
+    device: torch.device,
+    amp: bool = False,
+    progress: bool = True,
+    desc: str = "eval",
+) -> tuple[Any, Any, torch.Tensor]:
+    """View-averaged probabilities, targets and dataset indices of every clip, gathered over processes.
+
+    Inputs of shape ``(B, V, 1, T, F)`` are ``V`` views of each clip: their softmax (sigmoid for
+    multi-label) is averaged. Clips seen twice (padding of a distributed sampler) are kept once,
+    and rows come back sorted by dataset index.
+    """
+    model.eval()
+    scores, targets, indices = [], [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        _report_bad(batch, [])
+        inputs = batch["inputs"]
+        if inputs is None or inputs.shape[0] == 0:
+            continue
+        views = inputs.shape[1] if inputs.dim() == 5 else 1
+        flat = inputs.reshape(-1, *inputs.shape[-3:]).to(device, non_blocking=True)
+        with autocast(device, amp):
+            outputs = model(flat)
+        scores.append(_merge_views(task.scores(outputs), views))
+        targets.append(batch["target"])
+        indices.append(torch.as_tensor(batch["index"]).long())
+    score, target, index = (all_gather_cat(_cat(x), device) for x in (scores, targets, indices))
+    index, order = index.sort()
+    keep = torch.ones_like(index, dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]
+    order = order[keep]
+    return _select(score, order), _select(target, order), index[keep]
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    task: Task,
+    device: torch.device,
+    amp: bool = False,
+    progress: bool = True,
+    desc: str = "eval",
+) -> EvalResult:
+    """Multi-view evaluation: :func:`predict`, then ``task.evaluate`` (every process gets the result)."""
+    scores, targets, _ = predict(model, loader, task, device, amp, progress, desc)
+    return task.evaluate(scores, targets)
+
+
+@torch.no_grad()
+def precise_bn(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    num_batches: int,
+    device: torch.device,
+    freeze_bn: bool = False,
+    amp: bool = False,
+) -> int:
+    """Recompute BatchNorm running statistics as the plain average over ``num_batches`` training batches.
+
+    The training-time exponential average lags behind the weights; the original recipe replaces it
+    before each evaluation (``BN.USE_PRECISE_STATS``). Frozen BatchNorms are left alone. With several
+    processes the statistics are averaged over them. Returns the number of batches used.
+    """
+    net = unwrap_model(model)
+    frozen = {id(m) for m in _frozen_bns(net)} if freeze_bn else set()
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in frozen]
+    if not bns or num_batches <= 0:
+        return 0
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = exact mean over the batches seen
+    set_train_mode(net, freeze_bn)
+    used = 0
+    try:
+        for batch in loader:
+            if used >= num_batches:
+                break
+            inputs = batch["inputs"]
+            if inputs is None or inputs.shape[0] == 0:
+                continue
+            with autocast(device, amp):
+                net(inputs.to(device, non_blocking=True))
+            used += 1
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+    if dist.is_initialized():
+        world = dist.get_world_size()
+        for m in bns:
+            for buf in (m.running_mean, m.running_var):
+                dist.all_reduce(buf)
+                buf.div_(world)
+    return used

@@ -1,0 +1,268 @@
+"""``fit``: a whole training run from a :class:`~arinext.train.config.TrainConfig`.
+
+Output directory of a run::
+
+    config.yaml      the resolved config
+    last.pt          checkpoint after the latest epoch (resume point)
+    best.pt          checkpoint with the best validation ``select_metric``
+    log.csv, tb/     per-epoch log (and TensorBoard events when installed)
+    curves.png       loss/accuracy curves
+    pretrained/      the best model as ``arinext.save_pretrained`` writes it
+
+Only the main process (rank 0) writes files. ``resume=True`` continues from ``last.pt`` exactly:
+model, optimizer, schedule, epoch, metric history and every RNG state (also each process's under DDP).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import yaml
+
+from ..layers.reparam import unwrap_model
+from ..models import create_model
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .config import TrainConfig
+from .data import build_dataset, build_loader
+from .distributed import DistInfo, barrier, init_distributed
+from .engine import bf16_supported, evaluate, freeze_batchnorm, param_groups, precise_bn, train_one_epoch
+from .report import EpochLogger, plot_curves
+from .tasks import make_task
+
+__all__ = ["fit", "fit_folds", "load_init_weights", "seed_everything"]
+
+_log = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _init_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """Model weights from a save_pretrained directory, an authors' ``.pyth`` or a training checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        from ..hub import load_pretrained
+
+        return load_pretrained(p).state_dict()
+    if p.suffix == ".pyth":
+        from ..models.convert import load_official_checkpoint
+
+        return load_official_checkpoint(p, form="training").state_dict()
+    return load_checkpoint(p)["model"]
+
+
+def load_init_weights(model: nn.Module, path: str) -> int:
+    """Load every weight except the head's from ``path`` into ``model``; the head is re-initialised.
+
+    The backbone must match exactly (same keys and shapes), otherwise ``ValueError`` names the
+    differences: a fused (inference-form) checkpoint, for instance, cannot start a fine-tuning run.
+    Returns the number of tensors loaded.
+    """
+    source = {k: v for k, v in _init_state_dict(path).items() if not k.startswith("head.")}
+    target = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    missing = sorted(set(target) - set(source))
+    unexpected = sorted(set(source) - set(target))
+    wrong = sorted(k for k in set(source) & set(target) if source[k].shape != target[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"weights in {path!r} do not fit the model's backbone: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}"
+        )
+    # the head keeps the fresh initialisation it got when the model was built for this dataset
+    model.load_state_dict(source, strict=False)
+    _log.info("initialised %d tensors from %s (head re-initialised)", len(source), path)
+    return len(source)
+
+
+def _gather_rng(info: DistInfo) -> list[dict[str, Any]]:
+    state = capture_rng_state()
+    if not info.distributed:
+        return [state]
+    states: list[Any] = [None] * info.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def _checkpoint_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int, extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "model": unwrap_model(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": {"epoch": epoch, "lr_steps": list(cfg.optim.lr_steps), "lr_factors": list(cfg.optim.lr_factors)},
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        **extra,
+    }
+
+
+def _resolve_amp(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.amp and not bf16_supported(device):
+        _log.warning("bf16 autocast is not supported on %s: training in float32", device)
+        return False
+    return cfg.amp
+
+
+def _build_model(cfg: TrainConfig, num_classes: Any) -> nn.Module:
+    model = create_model(cfg.model, num_classes=num_classes, **cfg.model_args)
+    if cfg.init_from:
+        load_init_weights(model, cfg.init_from)
+    if cfg.optim.freeze_bn:
+        n = freeze_batchnorm(model)
+        _log.info("froze %d BatchNorm layers (all but the stem's)", n)
+    return model
+
+
+def fit(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    fold: int | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; returns ``{"best": .., "best_epoch": .., "history": [...]}``.
+
+    Args:
+        cfg: the experiment.
+        out_dir: run directory (created).
+        resume: continue from ``out_dir/last.pt`` when it exists.
+        progress: tqdm progress bars (main process only).
+        fold: cross-validation fold passed to the dataset adapter (``fold=k``).
+        on_epoch_end: called as ``hook(epoch, row)`` on every process after each epoch's checkpoint.
+    """
+    out = Path(out_dir)
+    info = init_distributed(cfg.device)
+    device, amp = info.device, _resolve_amp(cfg, info.device)
+    progress = progress and info.is_main
+    seed_everything(cfg.seed)
+    d = cfg.data
+    train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed, fold=fold)
+    val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed, fold=fold)
+    train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
+    val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
+    task = make_task(train.num_classes, train.labels, train.multi_label)
+
+    model = _build_model(cfg, train.num_classes).to(device)
+    optimizer = torch.optim.SGD(
+        param_groups(model, cfg.optim.weight_decay),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        nesterov=cfg.optim.nesterov,
+    )
+    start_epoch, best, best_epoch, history = 0, float("-inf"), -1, []
+    last_path = out / "last.pt"
+    rng_states = None
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best, best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
+        history, rng_states = list(ckpt["history"]), ckpt["rng"]
+        _log.info("resuming %s after epoch %d", last_path, start_epoch)
+    elif resume:
+        _log.info("no %s: starting from scratch", last_path)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    net = model
+    if info.distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    logger = EpochLogger(out, start_epoch) if info.is_main else None
+    if rng_states is not None:
+        restore_rng_state(rng_states[info.rank] if len(rng_states) == info.world_size else rng_states[0])
+    else:
+        seed_everything(cfg.seed + info.rank)  # different augmentation noise on each process
+
+    extra_static = {"labels": train.labels, "num_classes": train.num_classes, "frontend": train.frontend.to_dict()}
+    for epoch in range(start_epoch, cfg.optim.epochs):
+        lr = cfg.optim.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        train_sampler.set_epoch(epoch)
+        stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.optim.freeze_bn, amp, progress)
+        row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
+            if cfg.precise_bn_batches:
+                precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.optim.freeze_bn, amp)
+            result = evaluate(net, val_loader, task, device, amp, progress, desc="val")
+            row.update({f"val_{k}": v for k, v in result.summary.items()})
+            if cfg.select_metric not in result.summary:
+                raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(result.summary)}")
+            score = result.summary[cfg.select_metric]
+            if score > best:
+                best, best_epoch = score, epoch + 1
+        history.append(row)
+        rng = _gather_rng(info)
+        if info.is_main:
+            extra = {**extra_static, "best": best, "best_epoch": best_epoch, "history": history, "rng": rng}
+            state = _checkpoint_state(model, optimizer, cfg, epoch + 1, extra)
+            save_checkpoint(state, last_path)
+            if best_epoch == epoch + 1:
+                save_checkpoint({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
+            logger.log(row)  # type: ignore[union-attr]
+            _log.info(
+                "epoch %d/%d: %s",
+                epoch + 1,
+                cfg.optim.epochs,
+                ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)),
+            )
+        barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    if info.is_main:
+        logger.close()  # type: ignore[union-attr]
+        plot_curves(history, out / "curves.png")
+        if cfg.export_pretrained and (out / "best.pt").is_file():
+            _export_best(out, train.labels, train.frontend.to_dict(), cfg)
+    barrier()
+    return {"best": best, "best_epoch": best_epoch, "history": history}
+
+
+def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
+    from ..hub import save_pretrained
+
+    ckpt = load_checkpoint(out / "best.pt")
+    model = create_model(cfg.model, num_classes=ckpt["num_classes"], **cfg.model_args)
+    model.load_state_dict(ckpt["model"])
+    save_pretrained(model.eval(), out / "pretrained", labels=labels, frontend=frontend)
+    _log.info("exported the best model (epoch %d) to %s", ckpt["epoch"], out / "pretrained")
+
+
+def fit_folds(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """One :func:`fit` per ``cfg.data.folds`` entry into ``out_dir/fold{k}``; writes ``folds.json``
+    with each fold's best validation metric and their mean (UrbanSound8K's 10-fold protocol)."""
+    if not cfg.data.folds:
+        return fit(cfg, out_dir, resume, progress)
+    results = {}
+    for k in cfg.data.folds:
+        _log.info("fold %d of %s", k, cfg.data.folds)
+        results[k] = fit(copy.deepcopy(cfg), Path(out_dir) / f"fold{k}", resume, progress, fold=k)
+    bests = [r["best"] for r in results.values()]
+    summary = {
+        "select_metric": cfg.select_metric,
+        "folds": {str(k): r["best"] for k, r in results.items()},
+        "mean": sum(bests) / len(bests),
+    }
+    if int(torch.distributed.get_rank() if dist.is_initialized() else 0) == 0:
+        (Path(out_dir) / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
