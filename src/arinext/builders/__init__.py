@@ -5,6 +5,7 @@
 """
 
 from ._common import BuildError, DatasetExistsError, EngineNotFoundError
+from .instruments import GM_PROGRAMS, NSYNTH_FAMILIES, SOUNDFONTS, InstrumentsBuild, build_instruments
 from .keywords import CORE_WORDS, SPEECH_COMMANDS_WORDS, KeywordsBuild, build_keywords
 
 __all__ = [
@@ -15,4 +16,9 @@ __all__ = [
     "SPEECH_COMMANDS_WORDS",
     "KeywordsBuild",
     "build_keywords",
+    "GM_PROGRAMS",
+    "NSYNTH_FAMILIES",
+    "SOUNDFONTS",
+    "InstrumentsBuild",
+    "build_instruments",
 ]
