@@ -1,0 +1,36 @@
+"""The command line: help lists the subcommands, demo and models run and tell the truth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from arinext.cli import _COMMANDS, build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in _COMMANDS:
+        assert name in out
+    build_parser()  # every registered module imports and registers
+
+
+def test_models_lists_counts(capsys):
+    assert main(["models", "audio_rep_inception_next"]) == 0
+    out = capsys.readouterr().out
+    assert "11,834,869" in out
+
+
+def test_demo_checks_fusion(capsys):
+    assert main(["demo", "--model", "audio_rep_inception_next_tiny", "--preset", "speech_commands_v2", "--num-classes", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "fused outputs match" in out and "(1, 1, 512, 128)" in out
+
+
+def test_console_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "arinext.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("arinext ")
