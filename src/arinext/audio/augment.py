@@ -1,0 +1,258 @@
+"""Training-time augmentation as ``nn.Module``s: SpecAugment, mixup and background-noise mixing.
+
+Every module acts only in training mode (``module.train()``) and returns its input unchanged in
+eval mode. Randomness comes from a ``torch.Generator``: the module's own (seeded at construction)
+or one passed to ``forward``, so a dataset can draw per-clip streams that do not depend on the
+worker that serves the clip.
+
+SpecAugment reproduces ``slowfast/datasets/spec_augment.py`` of the original code (shared by
+Auditory Slow-Fast and AudioRepInceptionNeXt), applied to each ``(T, F)`` map:
+
+1. time warp with ``W = 5`` (see :func:`time_warp` for how it differs from the original's
+   ``sparse_image_warp``);
+2. two frequency masks with ``F = 27``, then two time masks with ``T = 25``, each drawn as
+   ``f = randrange(0, F)``, ``f0 = randrange(0, n - f)``, then the *end* drawn again as
+   ``end = randrange(f0, f0 + f)``: the masked band is ``[f0, end)``, so its width is at most
+   ``F - 2`` and on average about ``F / 4``; a draw of ``f = 0`` ends that group of masks early;
+3. masked cells are set to the mean of the (already partly masked) spectrogram, not zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .io import AudioDecodeError, load_audio
+
+__all__ = ["BackgroundNoise", "Mixup", "SpecAugment", "mask_axis", "time_warp"]
+
+log = logging.getLogger(__name__)
+
+
+def _randrange(low: int, high: int, generator: torch.Generator | None) -> int:
+    """Python's ``random.randrange(low, high)`` drawn from a torch generator."""
+    return int(torch.randint(low, high, (1,), generator=generator).item())
+
+
+def time_warp(spec: torch.Tensor, max_shift: int = 5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Piecewise-linear warp of the time axis of one ``(T, F)`` map.
+
+    A centre frame ``c`` is drawn in ``[W, T - W)`` and moved to ``c + d`` with ``d`` drawn in
+    ``[-W, W)`` (the original's two ``randrange`` calls). Output frames ``[0, c + d]`` read input
+    frames ``[0, c]`` and output frames ``[c + d, T - 1]`` read ``[c, T - 1]``, both stretched
+    linearly, with linear interpolation between neighbouring input frames. Both ends stay fixed.
+
+    Relation to the original: it calls ``sparse_image_warp`` with a single control point at
+    ``(F // 2, x)`` shifted by ``d`` in time, ``num_boundary_points=0`` and a polyharmonic spline
+    of order 2, then bilinear resampling. Without boundary anchors that one-point spline does not
+    pin the edges, and its ``x`` is taken from the spectrogram *value* at the drawn column rather
+    than the column index, so its warp is not a well-defined time warp around ``c``. We implement
+    the warp the SpecAugment paper describes (same ``W``, same draw ranges, same frequency
+    independence) instead of reproducing that artefact; the distortion budget (at most ``W``
+    frames of displacement) is the same.
+    """
+    t = spec.shape[-2]
+    if max_shift <= 0 or t <= 2 * max_shift + 1:
+        return spec
+    centre = _randrange(max_shift, t - max_shift, generator)
+    shift = _randrange(-max_shift, max_shift, generator)
+    if shift == 0:
+        return spec
+    moved = centre + shift
+    out_pos = torch.arange(t, dtype=torch.float64)
+    src = torch.where(
+        out_pos < moved,
+        out_pos * centre / moved,
+        centre + (out_pos - moved) * (t - 1 - centre) / (t - 1 - moved),
+    )
+    lo = src.floor().clamp(0, t - 2).long()
+    frac = (src - lo).clamp(0, 1).to(spec.dtype).unsqueeze(-1)
+    return spec[..., lo, :] * (1 - frac) + spec[..., lo + 1, :] * frac
+
+
+def mask_axis(
+    spec: torch.Tensor, max_width: int, num_masks: int, axis: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Apply the original's masks along ``axis`` (-2 time, -1 frequency) of one ``(T, F)`` map.
+
+    Returns the masked copy and the ``[start, end)`` bands, for inspection and tests.
+    """
+    out = spec.clone()
+    size = out.shape[axis]
+    bands: list[tuple[int, int]] = []
+    for _ in range(num_masks):
+        width = _randrange(0, max_width, generator)
+        if size - width <= 0:
+            break
+        start = _randrange(0, size - width, generator)
+        if width == 0:  # the original returns here, skipping the remaining masks
+            break
+        end = _randrange(start, start + width, generator)
+        index = [slice(None)] * out.dim()
+        index[axis] = slice(start, end)
+        out[tuple(index)] = out.mean()
+        bands.append((start, end))
+    return out, bands
+
+
+class SpecAugment(nn.Module):
+    """The paper's SpecAugment on log-mel inputs of shape ``(..., T, F)``; identity in eval mode.
+
+    Args:
+        time_warp: ``W``, maximum time-warp displacement in frames (0 disables).
+        freq_mask: ``F``, frequency masks draw a width in ``[0, F)``.
+        time_mask: ``T``, time masks draw a width in ``[0, T)``.
+        num_freq_masks, num_time_masks: masks per map.
+        seed: seed of the module's own generator (used when ``forward`` gets none).
+
+    Each ``(T, F)`` map in the leading dimensions is augmented independently.
+    """
+
+    def __init__(
+        self,
+        time_warp: int = 5,
+        freq_mask: int = 27,
+        time_mask: int = 25,
+        num_freq_masks: int = 2,
+        num_time_masks: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if min(time_warp, freq_mask, time_mask, num_freq_masks, num_time_masks) < 0:
+            raise ValueError("SpecAugment parameters must be >= 0")
+        self.time_warp, self.freq_mask, self.time_mask = time_warp, freq_mask, time_mask
+        self.num_freq_masks, self.num_time_masks = num_freq_masks, num_time_masks
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def augment_map(self, spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment one ``(T, F)`` map (warp, frequency masks, time masks)."""
+        spec = time_warp(spec, self.time_warp, generator)
+        spec, _ = mask_axis(spec, self.freq_mask, self.num_freq_masks, -1, generator)
+        spec, _ = mask_axis(spec, self.time_mask, self.num_time_masks, -2, generator)
+        return spec
+
+    def forward(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.training:
+            return spec
+        if spec.dim() < 2:
+            raise ValueError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
+        g = generator if generator is not None else self.generator
+        flat = spec.reshape(-1, *spec.shape[-2:])
+        return torch.stack([self.augment_map(m, g) for m in flat]).reshape(spec.shape)
+
+    def extra_repr(self) -> str:
+        return (
+            f"time_warp={self.time_warp}, freq_mask={self.freq_mask}x{self.num_freq_masks}, "
+            f"time_mask={self.time_mask}x{self.num_time_masks}"
+        )
+
+
+class Mixup(nn.Module):
+    """Batch mixup (Zhang et al. 2018): ``x = l*x_i + (1-l)*x_j``, targets mixed the same way.
+
+    Not part of the paper's recipe; an option for small keyword datasets.
+
+    Args:
+        num_classes: classes, to one-hot integer targets.
+        alpha: Beta(alpha, alpha) concentration of the mixing weight.
+        seed: seed of the module's generator.
+
+    ``forward(inputs (B, ...), targets (B,) int or (B, C) float)`` returns ``(inputs, targets (B, C))``;
+    in eval mode the inputs are returned unchanged and targets are only converted to ``(B, C)``.
+    """
+
+    def __init__(self, num_classes: int, alpha: float = 0.2, seed: int = 0) -> None:
+        super().__init__()
+        if alpha <= 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        self.num_classes, self.alpha = num_classes, alpha
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if targets.dim() == 1:
+            targets = nn.functional.one_hot(targets.long(), self.num_classes).to(inputs.dtype)
+        if not self.training or inputs.shape[0] < 2:
+            return inputs, targets
+        # torch's Beta has no generator argument: seed a numpy draw from the module's generator.
+        lam = float(np.random.default_rng(_randrange(0, 2**31 - 1, self.generator)).beta(self.alpha, self.alpha))
+        perm = torch.randperm(inputs.shape[0], generator=self.generator).to(inputs.device)
+        return lam * inputs + (1 - lam) * inputs[perm], lam * targets + (1 - lam) * targets[perm]
+
+
+class BackgroundNoise(nn.Module):
+    """Mix a random stretch of background noise into a waveform at a random SNR.
+
+    Args:
+        noise: a folder of ``.wav``/``.flac`` files (e.g. Speech Commands' ``_background_noise_``)
+            or a sequence of 1-D waveforms already at ``sample_rate``.
+        sample_rate: rate of the waveforms this module receives; noise files are resampled to it.
+        snr_db: ``(low, high)`` range of the signal-to-noise ratio, drawn uniformly in dB.
+        p: probability of mixing noise into a given clip.
+        seed: seed of the module's generator.
+
+    ``forward(waveform (..., N), generator=None)``; identity in eval mode or on silent input.
+    """
+
+    def __init__(
+        self,
+        noise: str | Path | Sequence[np.ndarray | torch.Tensor],
+        sample_rate: int,
+        snr_db: tuple[float, float] = (0.0, 15.0),
+        p: float = 0.8,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        if snr_db[0] > snr_db[1]:
+            raise ValueError(f"snr_db must be (low, high), got {snr_db}")
+        self.noises = (
+            self._load(noise, sample_rate)
+            if isinstance(noise, (str, Path))
+            else [torch.as_tensor(np.asarray(n, dtype=np.float32)).flatten() for n in noise]
+        )
+        self.noises = [n for n in self.noises if n.numel() > 0 and float(n.pow(2).mean()) > 0]
+        if not self.noises:
+            where = noise if isinstance(noise, (str, Path)) else "the given arrays"
+            raise ValueError(f"no usable (non-silent, non-empty) noise in {where}")
+        self.snr_db, self.p = snr_db, p
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @staticmethod
+    def _load(folder: str | Path, sample_rate: int) -> list[torch.Tensor]:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".wav", ".flac"))
+        if not files:
+            raise ValueError(f"no .wav or .flac noise files in {folder}")
+        out = []
+        for f in files:
+            try:
+                out.append(torch.from_numpy(load_audio(f, sample_rate=sample_rate)[0]))
+            except AudioDecodeError as exc:
+                log.warning("background noise: skipping %s", exc)
+        return out
+
+    def forward(self, waveform: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.training:
+            return waveform
+        g = generator if generator is not None else self.generator
+        if float(torch.rand(1, generator=g)) >= self.p:
+            return waveform
+        n = waveform.shape[-1]
+        noise = self.noises[_randrange(0, len(self.noises), g)]
+        if noise.numel() < n:
+            noise = noise.repeat(math.ceil(n / noise.numel()))
+        offset = _randrange(0, noise.numel() - n + 1, g)
+        segment = noise[offset : offset + n].to(waveform.dtype)
+        p_signal = float(waveform.double().pow(2).mean())
+        p_noise = float(segment.double().pow(2).mean())
+        if p_signal == 0.0 or p_noise == 0.0:
+            return waveform
+        snr = self.snr_db[0] + float(torch.rand(1, generator=g)) * (self.snr_db[1] - self.snr_db[0])
+        gain = math.sqrt(p_signal / (p_noise * 10.0 ** (snr / 10.0)))
+        return waveform + gain * segment

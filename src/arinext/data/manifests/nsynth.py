@@ -1,0 +1,53 @@
+"""NSynth (Engel et al. 2017), instrument family: 11 classes.
+
+Layout (the three official archives extracted side by side)::
+
+    root/
+      nsynth-train/examples.json   ({"<note_str>": {"instrument_family": 0..10, ...}, ...})
+      nsynth-train/audio/<note_str>.wav
+      nsynth-valid/...   nsynth-test/...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, require_root
+
+__all__ = ["NSYNTH_FAMILIES", "nsynth"]
+
+NSYNTH_FAMILIES = [
+    "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal",
+]  # fmt: skip
+_FOLDERS = {"training": "nsynth-train", "validation": "nsynth-valid", "testing": "nsynth-test"}
+
+
+def nsynth(root: str | Path, subset: str) -> Manifest:
+    """Manifest of one NSynth split, labelled by ``instrument_family``."""
+    folder = _FOLDERS[check_subset(subset)]
+    root = require_root(root, "nsynth", f"{folder}/examples.json",
+                        hint=f"Expected {folder}/examples.json and {folder}/audio/<note>.wav.")  # fmt: skip
+    json_path = root / folder / "examples.json"
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in pairs]
+        dup = next((k for k in keys if keys.count(k) > 1), None) if len(set(keys)) != len(keys) else None
+        if dup is not None:
+            raise ValueError(f"{json_path}: duplicated manifest entry {dup!r}")
+        return dict(pairs)
+
+    try:
+        examples = json.loads(json_path.read_text(), object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{json_path}: not valid JSON ({exc})") from exc
+    rows = []
+    for note, meta in examples.items():
+        where = f"{json_path} entry {note!r}"
+        target = class_id(meta.get("instrument_family"), len(NSYNTH_FAMILIES), where)
+        name = meta.get("instrument_family_str")
+        if name is not None and name != NSYNTH_FAMILIES[target]:
+            raise ValueError(f"{where}: instrument_family {target} is {NSYNTH_FAMILIES[target]!r}, not {name!r}")
+        group = meta.get("instrument_str")
+        rows.append((where, ClipRecord(str(root / folder / "audio" / f"{note}.wav"), target, group=group)))
+    return build_manifest(rows, NSYNTH_FAMILIES, json_path)

@@ -1,0 +1,77 @@
+"""Speech Commands V2 (Warden 2018): 35 words, official validation/testing lists.
+
+Layout::
+
+    root/
+      <word>/<speaker>_nohash_<n>.wav   (or .flac)
+      _background_noise_/*.wav          (excluded from the classes; noise for augmentation)
+      validation_list.txt               (one "<word>/<file>.wav" per line)
+      testing_list.txt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..records import ClipRecord, Manifest, build_manifest, check_subset, label_index, require_root
+
+__all__ = ["SPEECH_COMMANDS_V2_WORDS", "speech_commands_v2"]
+
+#: The 35 words of V2, in the class order used here (alphabetical).
+SPEECH_COMMANDS_V2_WORDS = [
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
+    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
+    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+]  # fmt: skip
+_AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def _read_list(path: Path) -> dict[str, str]:
+    """Entries of a split list as ``{"word/file" without extension: "<list> row <n>"}``."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        entry = line.strip()
+        if not entry:
+            continue
+        stem = entry.rsplit(".", 1)[0]
+        if stem in out:
+            raise ValueError(f"{path} row {n}: duplicated entry {entry!r} (first at {out[stem]})")
+        out[stem] = f"{path} row {n}"
+    return out
+
+
+def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None = None) -> Manifest:
+    """Manifest of one subset of Speech Commands V2.
+
+    Args:
+        root: the extracted archive (holds the word folders and the two list files).
+        subset: ``"validation"``/``"testing"`` are the official lists; ``"training"`` is every
+            other clip of a word folder.
+        labels: class list; default the 35 V2 words. A word folder outside it is an error.
+    """
+    check_subset(subset)
+    root = require_root(
+        root,
+        "speech_commands_v2",
+        "validation_list.txt",
+        "testing_list.txt",
+        hint="Expected <root>/<word>/*.wav plus validation_list.txt and testing_list.txt.",
+    )
+    labels = labels or SPEECH_COMMANDS_V2_WORDS
+    to_index = {w: i for i, w in enumerate(labels)}
+    lists = {name: _read_list(root / f"{name}_list.txt") for name in ("validation", "testing")}
+    both = lists["validation"].keys() & lists["testing"].keys()
+    if both:
+        stem = sorted(both)[0]
+        raise ValueError(f"{lists['testing'][stem]}: {stem!r} is also listed at {lists['validation'][stem]}")
+    rows = []
+    for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        for f in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in _AUDIO_SUFFIXES):
+            stem = f"{word_dir.name}/{f.stem}"
+            split = next((name for name, entries in lists.items() if stem in entries), "training")
+            if split != subset:
+                continue
+            where = lists[split][stem] if split in lists else str(f)
+            rec = ClipRecord(str(f), label_index(to_index, word_dir.name, where), group=f.stem.split("_nohash_")[0])
+            rows.append((where, rec))
+    return build_manifest(rows, labels, root)

@@ -1,0 +1,183 @@
+"""Clip records and manifests: the one currency between dataset adapters and :class:`AudioClipDataset`.
+
+Adapters in :mod:`arinext.data.manifests` turn a source's on-disk layout into a :class:`Manifest`;
+the helpers here hold the checks every adapter shares (subset names, missing roots, unknown labels,
+duplicated rows), so that each error names the manifest file and the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+__all__ = [
+    "SUBSETS",
+    "ClipRecord",
+    "Manifest",
+    "PadMode",
+    "Target",
+    "build_manifest",
+    "check_subset",
+    "class_id",
+    "csv_rows",
+    "label_index",
+    "require_root",
+]
+
+log = logging.getLogger(__name__)
+
+SUBSETS = ("training", "validation", "testing")
+
+#: An ``int`` class index; a tuple of indices (multi-label); or ``{"verb": v, "noun": n}`` (multi-head).
+Target = Union[int, tuple[int, ...], dict[str, int]]
+PadMode = Literal["frames", "waveform"]
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip of a dataset.
+
+    Args:
+        path: audio file path, or the HDF5 file path when ``key`` is set.
+        target: class index, tuple of indices (multi-label) or dict of indices (multi-head).
+        start, end: seconds inside the file (``None``: its start / end).
+        key: HDF5 dataset key (the video id for EPIC); ``None`` for plain audio files.
+        group: speaker, fold or video id, for reporting and grouped splits.
+    """
+
+    path: str
+    target: Target
+    start: float | None = None
+    end: float | None = None
+    key: str | None = None
+    group: str | None = None
+
+    @property
+    def source(self) -> str:
+        """How errors name this clip: the path, plus the HDF5 key and time window when set."""
+        s = self.path if self.key is None else f"{self.path}[{self.key}]"
+        if self.start is not None or self.end is not None:
+            s += f"@{self.start if self.start is not None else 0:g}-{'' if self.end is None else f'{self.end:g}'}s"
+        return s
+
+
+@dataclass
+class Manifest:
+    """The clips of one subset and the label space they index into.
+
+    Args:
+        records: the clips.
+        labels: class names (index = class id), or ``{"verb": [...], "noun": [...]}`` for multi-head.
+        multi_label: targets are tuples of class indices (multi-hot at collation).
+        source: the manifest file or root the records came from (for messages).
+        pad_mode: how clips shorter than a crop are padded (:mod:`arinext.data.sampling`):
+            ``"frames"`` edge-pads the log-mel frames (the original's default), ``"waveform"``
+            edge-pads the samples first (the original's UrbanSound8K loader).
+    """
+
+    records: list[ClipRecord]
+    labels: list[str] | dict[str, list[str]]
+    multi_label: bool = False
+    source: str = ""
+    pad_mode: PadMode = "frames"
+
+    @property
+    def num_classes(self) -> int | dict[str, int]:
+        if isinstance(self.labels, dict):
+            return {head: len(names) for head, names in self.labels.items()}
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def check_subset(subset: str) -> str:
+    """Return ``subset`` if it is one of :data:`SUBSETS`, else raise ``ValueError``."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; choose from {list(SUBSETS)}")
+    return subset
+
+
+def require_root(root: str | Path, dataset: str, *expected: str, hint: str = "") -> Path:
+    """Check that ``root`` exists and holds each relative path in ``expected``.
+
+    Raises:
+        RuntimeError: with the missing path and how the layout should look.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise RuntimeError(f"{dataset}: dataset root {root} does not exist or is not a folder. {hint}".rstrip())
+    for rel in expected:
+        if not (root / rel).exists():
+            raise RuntimeError(f"{dataset}: {root / rel} not found. {hint}".rstrip())
+    return root
+
+
+def label_index(label_to_index: Mapping[str, int], label: str, where: str) -> int:
+    """Index of ``label``; raise ``ValueError`` naming ``where`` (``"<file> row <n>"``) if unknown."""
+    try:
+        return label_to_index[label]
+    except KeyError:
+        known = sorted(label_to_index)
+        shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+        raise ValueError(f"{where}: label {label!r} is not in the label list ({len(known)} labels: {shown})") from None
+
+
+def class_id(value: object, num_classes: int, where: str) -> int:
+    """Parse an integer class id in ``[0, num_classes)``; ``ValueError`` naming ``where`` otherwise."""
+    try:
+        idx = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{where}: class id {value!r} is not an integer") from None
+    if not 0 <= idx < num_classes:
+        raise ValueError(f"{where}: class id {idx} is outside [0, {num_classes})")
+    return idx
+
+
+def build_manifest(
+    rows: Iterable[tuple[str, ClipRecord] | tuple[str, ClipRecord, Hashable]],
+    labels: Sequence[str] | Mapping[str, Sequence[str]],
+    source: str | Path,
+    multi_label: bool = False,
+    pad_mode: PadMode = "frames",
+) -> Manifest:
+    """Collect ``(where, record[, identity])`` rows into a :class:`Manifest`, refusing duplicated rows.
+
+    ``where`` names the row (``"<file> row <n>"``) for the error message. Two rows are duplicates
+    when their identities match: the given one (e.g. an annotation id), else the clip itself
+    (path, key, start, end).
+    """
+    seen: dict[Hashable, str] = {}
+    records: list[ClipRecord] = []
+    for where, rec, *given in rows:
+        ident = given[0] if given else (rec.path, rec.key, rec.start, rec.end)
+        if ident in seen:
+            raise ValueError(f"{where}: duplicated manifest row, same clip as {seen[ident]} ({rec.source})")
+        seen[ident] = where
+        records.append(rec)
+    out_labels: list[str] | dict[str, list[str]]
+    if isinstance(labels, Mapping):
+        out_labels = {k: list(v) for k, v in labels.items()}
+    else:
+        out_labels = list(labels)
+    log.debug("%s: %d clips", source, len(records))
+    return Manifest(records, out_labels, multi_label=multi_label, source=str(source), pad_mode=pad_mode)
+
+
+def csv_rows(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[str, dict[str, str]]]:
+    """Rows of a CSV file with a header, as ``("<path> row <line>", row dict)``.
+
+    Raises:
+        ValueError: a required column is missing (naming the file and the columns it has).
+    """
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; the header has {reader.fieldnames}")
+        for row in reader:
+            yield f"{path} row {reader.line_num}", row
