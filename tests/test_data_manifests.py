@@ -195,7 +195,9 @@ def test_csv_manifest_multilabel_and_errors(tmp_path):
     assert [r.target for r in m.records] == [(1,), (1, 0)]
     assert m.records[0] == ClipRecord(str(tmp_path / "a.wav"), (1,))
     assert [r.target for r in get_manifest("csv", path, "testing").records] == [(0,)]
-    write_csv(tmp_path / "bad.csv", ["path", "label", "split"], [["a.wav", "dog", "training"], ["b.wav", "cow", "training"]])
+    write_csv(
+        tmp_path / "bad.csv", ["path", "label", "split"], [["a.wav", "dog", "training"], ["b.wav", "cow", "training"]]
+    )
     with pytest.raises(ValueError, match=r"bad.csv row 3: label 'cow' is not in the label list"):
         get_manifest("csv", tmp_path / "bad.csv", "training", labels=["dog"])
     write_csv(tmp_path / "dup.csv", ["path", "label"], [["a.wav", "dog"], ["a.wav", "dog"]])

@@ -5,9 +5,10 @@ and written as ``<cache_dir>/logmel-<frontend hash>/<ab>/<clip hash>.npy``, shap
 Later reads use ``np.load(mmap_mode="r")``, so an epoch costs a page-cache read instead of a
 decode + STFT. Crops are then cut in frames (:func:`arinext.data.sampling.frame_crop`).
 
-Cached and uncached features differ slightly at crop borders: a crop cut from the segment's
-spectrogram sees the neighbouring audio through its first and last STFT windows, where a crop
-featurized on its own sees zero padding. Interior frames are identical.
+Cached and uncached crops differ in two small ways: a cached crop starts on the hop grid (its
+sample offset rounded down to a multiple of the hop), and its first and last few frames see the
+neighbouring audio through their STFT windows where a crop featurized on its own sees zero
+padding. Interior frames equal those of the grid-aligned crop featurized alone.
 
 Keys include the file's size and modification time, so a replaced file is featurized again; a
 change of front-end parameters or pad mode selects another folder.

@@ -151,6 +151,8 @@ class AudioClipDataset(Dataset):
     def _segment(self, rec: ClipRecord) -> tuple[float, float, int]:
         """``(start, end)`` seconds of the record inside its file, and its length in samples."""
         duration = clip_duration(rec)
+        if duration <= 0:
+            raise AudioDecodeError(rec.source, "zero-length audio")
         start = rec.start or 0.0
         end = duration if rec.end is None else min(rec.end, duration)
         samples = int(round((end - start) * self.frontend.sample_rate))
