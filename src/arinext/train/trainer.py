@@ -197,6 +197,8 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_sampler.set_epoch(epoch)
+        if hasattr(train.dataset, "set_epoch"):
+            train.dataset.set_epoch(epoch)  # per-epoch crops and SpecAugment draws
         stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.optim.freeze_bn, amp, progress)
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
