@@ -24,7 +24,8 @@ def test_wav_flac_window_and_stereo(tmp_path):
         assert audio_info(p) == (16000, 16000)
 
 
-def test_resample_with_soxr_and_log_once(tmp_path, caplog):
+def test_resample_with_soxr_and_log_once(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("arinext.audio.io._RESAMPLE_LOGGED", set())  # earlier tests may have logged this pair
     p = write_audio(tmp_path / "a.wav", seconds=1.0, sr=44100)
     with caplog.at_level("INFO", logger="arinext.audio.io"):
         x, sr = load_audio(p, sample_rate=16000)
