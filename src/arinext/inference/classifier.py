@@ -27,12 +27,13 @@ import torch.nn as nn
 
 from ..audio.frontend import FrontendConfig, LogMel, get_preset
 from ..audio.io import check_waveform, load_audio, resample
+from ..data.sampling import fit_frames
 from ..hub import load_pretrained
 from ..layers.reparam import reparameterize_model, unwrap_model
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
-__all__ = ["AudioClassifier", "AudioInput", "Prediction", "top_k_labels", "resolve_frontend"]
+__all__ = ["AudioClassifier", "AudioInput", "output_classes", "resolve_frontend"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def resolve_frontend(frontend: FrontendConfig | str | Mapping[str, Any] | None, 
     return FrontendConfig.from_dict(dict(frontend))
 
 
-def _output_classes(model: nn.Module) -> int:
+def output_classes(model: nn.Module) -> int:
     num_classes = getattr(getattr(model, "head", None), "num_classes", None)
     if isinstance(num_classes, Mapping):
         raise ValueError(
@@ -97,7 +98,7 @@ class AudioClassifier:
         if activation not in ("softmax", "sigmoid"):
             raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
         model = unwrap_model(model)
-        num_classes = _output_classes(model)
+        num_classes = output_classes(model)
         self.frontend_config = resolve_frontend(frontend, model)
         if labels is None:
             labels = (getattr(model, "pretrained_cfg", None) or {}).get("labels")
@@ -171,10 +172,7 @@ class AudioClassifier:
         x = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).to(self.device)
         spec = self.frontend(x)
         need = self.frontend_config.num_frames if min_frames is None else min_frames
-        if spec.shape[2] < need:
-            last = spec[:, :, -1:].expand(-1, -1, need - spec.shape[2], -1)
-            spec = torch.cat([spec, last], dim=2)
-        return spec
+        return fit_frames(spec, max(need, spec.shape[2]))
 
     @torch.no_grad()
     def probs_from_features(self, spec: torch.Tensor) -> np.ndarray:

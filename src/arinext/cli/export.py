@@ -1,0 +1,94 @@
+"""``arinext export``: a checkpoint to ONNX or TorchScript (always the full deploy fold), optionally int8.
+
+``--quantize int8`` also writes ``<out stem>.int8.onnx`` with onnxruntime's dynamic or static
+quantization; static mode calibrates on clips from ``--calib-data``, and ``--eval-data`` reports the
+size, latency and accuracy of the float and int8 files side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from ..audio.frontend import FrontendConfig
+from ..data import AudioClipDataset, get_manifest, list_datasets, make_loader
+from ..export import compare_onnx_models, export_onnx, export_torchscript, quantize_onnx
+from ..hub import load_pretrained
+from ..inference.classifier import resolve_frontend
+from . import CLIError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX / TorchScript (fused), optionally int8")
+    p.add_argument("checkpoint", help="checkpoint directory (arinext format) or authors' .pyth")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, type=Path, help="output file (.onnx / .pt)")
+    p.add_argument("--no-check", dest="check", action="store_false", help="skip the runtime-vs-PyTorch check")
+    p.add_argument("--waveform", action="store_true", help="also write <stem>.waveform.onnx (front end in the graph)")
+    p.add_argument("--opset", type=int, default=17)
+    q = p.add_argument_group("int8 (ONNX only)")
+    q.add_argument("--quantize", choices=("int8",), default=None)
+    q.add_argument("--quant-mode", choices=("dynamic", "static"), default="static")
+    q.add_argument("--dataset", default="folder", choices=list_datasets(), help="dataset layout of the data roots")
+    q.add_argument("--calib-data", type=Path, help="data root for static calibration (its training subset)")
+    q.add_argument("--calib-batches", type=int, default=16, help="batches used for calibration")
+    q.add_argument("--eval-data", type=Path, help="data root whose testing subset measures the int8 accuracy change")
+    q.add_argument("--eval-subset", default="testing", help="subset of --eval-data to evaluate (default testing)")
+    q.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=run)
+
+
+def clip_loader(dataset: str, root: Path, subset: str, frontend: FrontendConfig, batch_size: int) -> DataLoader:
+    """Evaluation-mode log-mel batches (one centre crop per clip) from a dataset root."""
+    manifest = get_manifest(dataset, root, subset)
+    if len(manifest) == 0:
+        raise CLIError(f"{root}: no {subset} clips for dataset {dataset!r}")
+    ds = AudioClipDataset(manifest, frontend, training=False)
+    return make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+
+
+def _int8(args: argparse.Namespace, fp32: Path, frontend: FrontendConfig) -> dict[str, Any]:
+    int8 = fp32.with_name(fp32.stem + ".int8.onnx")
+    calibration = None
+    if args.quant_mode == "static":
+        if args.calib_data is None:
+            raise CLIError("--quant-mode static needs --calib-data ROOT (or use --quant-mode dynamic)")
+        loader = clip_loader(args.dataset, args.calib_data, "training", frontend, args.batch_size)
+        calibration = islice(loader, args.calib_batches)
+    quantize_onnx(fp32, int8, args.quant_mode, calibration)
+    report: dict[str, Any] = {"int8": str(int8), "mode": args.quant_mode}
+    if args.eval_data is not None:
+        loader = clip_loader(args.dataset, args.eval_data, args.eval_subset, frontend, args.batch_size)
+        stats = compare_onnx_models(fp32, int8, loader)
+        report.update(stats)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quantize and args.format != "onnx":
+        raise CLIError("--quantize int8 works on ONNX exports only (use --format onnx)")
+    model = load_pretrained(args.checkpoint)
+    frontend = resolve_frontend(None, model)
+    if args.format == "torchscript":
+        reports = [export_torchscript(model, args.out, check=args.check)]
+    else:
+        reports = [export_onnx(model, args.out, opset=args.opset, check=args.check)]
+        if args.waveform:
+            wave = args.out.with_name(args.out.stem + ".waveform.onnx")
+            reports.append(export_onnx(model, wave, input_kind="waveform", opset=args.opset, check=args.check))
+    for r in reports:
+        diff = "not checked"
+        if r.max_abs_diff is not None:
+            diff = f"max abs diff {r.max_abs_diff:.2e} at lengths {r.checked_lengths}"
+        print(f"wrote {r.path} ({r.input} input, {diff})")
+    if args.quantize:
+        print(json.dumps(_int8(args, args.out, frontend), indent=2))
+    return 0
