@@ -52,8 +52,14 @@ def test_urbansound8k_runs_all_ten_folds():
 def test_overrides_parse_yaml_values():
     cfg = load_config(
         "vggsound",
-        ["optim.lr=0.003", "data.folds=[1, 2]", "model_args.drop_rate=0.1", "data.frontend.num_frames=400",
-         "init_from=null", "amp=true"],
+        [
+            "optim.lr=0.003",
+            "data.folds=[1, 2]",
+            "model_args.drop_rate=0.1",
+            "data.frontend.num_frames=400",
+            "init_from=null",
+            "amp=true",
+        ],
     )
     assert cfg.optim.lr == 0.003 and cfg.data.folds == [1, 2] and cfg.model_args["drop_rate"] == 0.1
     assert cfg.data.frontend == {"num_frames": 400} and cfg.init_from is None and cfg.amp is True
@@ -100,3 +106,9 @@ def test_apply_overrides_does_not_mutate_input():
     values = {"optim": {"lr": 0.1}}
     apply_overrides(values, ["optim.lr=0.2"])
     assert values == {"optim": {"lr": 0.1}}
+
+
+@pytest.mark.parametrize("override", ["optim.lr=fast", "optim.epochs=2.5", "data.folds=3", "amp=1"])
+def test_wrongly_typed_values_raise(override):
+    with pytest.raises(ValueError, match="must be"):
+        load_config("vggsound", [override])

@@ -95,7 +95,9 @@ def test_finetune_from_checkpoint_with_frozen_bn(trained):
         deep = f"stages.1.blocks.0.mixer.head.bn.{key}"
         assert (before[deep] == after[deep]).all()
         assert not (before[f"stem.conv.bn.{key}"] == after[f"stem.conv.bn.{key}"]).all()
-    assert not (before["stages.1.blocks.0.mixer.head.conv.weight"] == after["stages.1.blocks.0.mixer.head.conv.weight"]).all()
+    assert not (
+        before["stages.1.blocks.0.mixer.head.conv.weight"] == after["stages.1.blocks.0.mixer.head.conv.weight"]
+    ).all()
 
 
 def test_mismatched_backbone_is_refused(trained, tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from arinext import create_model
 from arinext.train.data import SyntheticSpectrograms

@@ -30,5 +30,9 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     content = evaluate_checkpoint(args.checkpoint, args.out, args.overrides, args.subset, progress=not args.quiet)
     if not args.quiet:
-        print(json.dumps({k: content[k] for k in ("training_form", "fused", "max_abs_prob_diff") if k in content}, indent=2))
+        print(
+            json.dumps(
+                {k: content[k] for k in ("training_form", "fused", "max_abs_prob_diff") if k in content}, indent=2
+            )
+        )
     return 0

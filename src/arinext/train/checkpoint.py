@@ -92,7 +92,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+    except Exception as exc:
         raise ValueError(f"checkpoint {str(path)!r} is not readable: {exc}") from exc
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{str(path)!r} is not an arinext training checkpoint (no 'model' entry)")

@@ -181,17 +181,35 @@ class TrainConfig:
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     """Instantiate dataclass ``cls`` from ``values``, recursing into nested dataclasses; unknown keys raise."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")
+        raise ValueError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")  # noqa: TRY004
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""
         raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
+    defaults = cls()
     kwargs = {}
     for name, value in values.items():
         sub = _NESTED.get(name) if not where else None
-        kwargs[name] = _build(sub, value, name) if sub is not None else copy.deepcopy(value)
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _build(sub, value, name) if sub is not None else _typed(key, getattr(defaults, name), value)
     return cls(**kwargs)
+
+
+def _typed(key: str, default: Any, value: Any) -> Any:
+    """``value`` checked against the type of the field's default (``None`` defaults accept anything)."""
+    if default is None or value is None and key in _NULLABLE:
+        return copy.deepcopy(value)
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"config key {key!r} must be {kind.__name__}, got {value!r}")
+    return copy.deepcopy(value)
+
+
+# fields whose default is set but may be nulled
+_NULLABLE = {"data.preset", "data.eval_batch_size", "data.test_views", "data.cache_dir", "init_from"}
 
 
 _NESTED: dict[str, type] = {"data": DataConfig, "optim": OptimConfig}
@@ -256,7 +274,7 @@ def _read_recipe(recipe: str | Path) -> dict[str, Any]:
         text = res.read_text()
     values = yaml.safe_load(text) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"recipe {str(recipe)!r} must hold a YAML mapping")
+        raise ValueError(f"recipe {str(recipe)!r} must hold a YAML mapping")  # noqa: TRY004
     return values
 
 

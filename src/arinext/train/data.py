@@ -103,9 +103,7 @@ def describe_labels(labels: Any) -> int | dict[str, int]:
     return {k: len(v) for k, v in labels.items()} if isinstance(labels, dict) else len(labels)
 
 
-def build_dataset(
-    data: DataConfig, subset: str, training: bool, seed: int = 0, fold: int | None = None
-) -> DataBundle:
+def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, fold: int | None = None) -> DataBundle:
     """Dataset of ``subset`` (``"training" | "validation" | "testing"``) as configured by ``data``.
 
     Training datasets return one random crop (with SpecAugment when ``data.spec_augment``); evaluation

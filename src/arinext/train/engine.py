@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..layers.reparam import unwrap_model

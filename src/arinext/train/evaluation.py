@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..layers.reparam import reparameterize_model
 from ..models import create_model
 from .checkpoint import load_checkpoint

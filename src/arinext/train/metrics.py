@@ -17,8 +17,8 @@ __all__ = [
     "average_precision",
     "confusion_matrix",
     "d_prime",
-    "mean_average_precision",
     "mean_auc",
+    "mean_average_precision",
     "per_class_accuracy",
     "roc_auc",
     "topk_accuracy",
@@ -91,7 +91,7 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         npos = int(y.sum())
         if npos == 0 or npos == n:
             continue
-        uniq, inverse, counts = torch.unique(scores[:, c], return_inverse=True, return_counts=True)
+        _, inverse, counts = torch.unique(scores[:, c], return_inverse=True, return_counts=True)
         # average rank of each distinct value: ranks first..last of its run, 1-based
         ends = counts.cumsum(0).double()
         avg_rank = ends - (counts.double() - 1) / 2

@@ -30,7 +30,7 @@ from .metrics import (
 
 __all__ = ["EvalResult", "MultiHeadTask", "MultiLabelTask", "SingleLabelTask", "Task", "make_task"]
 
-Outputs = Union[torch.Tensor, dict[str, torch.Tensor]]
+Outputs = Union[torch.Tensor, dict[str, torch.Tensor]]  # noqa: UP007 (runtime alias on 3.10)
 
 
 @dataclass
@@ -91,8 +91,13 @@ def _single_label_metrics(prefix: str, scores: torch.Tensor, target: torch.Tenso
     }
     support = conf.sum(dim=1)
     rows = [
-        {"class": labels[c], "support": int(support[c]), "accuracy": float(acc[c]), "AP": float(ap[c]),
-         "AUC": float(auc[c])}
+        {
+            "class": labels[c],
+            "support": int(support[c]),
+            "accuracy": float(acc[c]),
+            "AP": float(ap[c]),
+            "AUC": float(auc[c]),
+        }
         for c in range(num_classes)
     ]
     head = prefix.rstrip("_") or "class"

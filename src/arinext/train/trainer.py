@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 import yaml
+from torch import nn
 
 from ..layers.reparam import unwrap_model
 from ..models import create_model
@@ -138,7 +138,8 @@ def fit(
     fold: int | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``out_dir``; returns ``{"best": .., "best_epoch": .., "history": [...]}``.
+    """Train ``cfg`` into ``out_dir``; returns ``{"best", "best_epoch", "history", "model"}``
+    (``model``: the trained model after the last epoch, unwrapped).
 
     Args:
         cfg: the experiment.
@@ -235,7 +236,7 @@ def fit(
         if cfg.export_pretrained and (out / "best.pt").is_file():
             _export_best(out, train.labels, train.frontend.to_dict(), cfg)
     barrier()
-    return {"best": best, "best_epoch": best_epoch, "history": history}
+    return {"best": best, "best_epoch": best_epoch, "history": history, "model": model}
 
 
 def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
@@ -248,9 +249,7 @@ def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainCon
     _log.info("exported the best model (epoch %d) to %s", ckpt["epoch"], out / "pretrained")
 
 
-def fit_folds(
-    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True
-) -> dict[str, Any]:
+def fit_folds(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """One :func:`fit` per ``cfg.data.folds`` entry into ``out_dir/fold{k}``; writes ``folds.json``
     with each fold's best validation metric and their mean (UrbanSound8K's 10-fold protocol)."""
     if not cfg.data.folds:
