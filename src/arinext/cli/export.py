@@ -59,8 +59,6 @@ def _int8(args: argparse.Namespace, fp32: Path, frontend: FrontendConfig) -> dic
     int8 = fp32.with_name(fp32.stem + ".int8.onnx")
     calibration = None
     if args.quant_mode == "static":
-        if args.calib_data is None:
-            raise CLIError("--quant-mode static needs --calib-data ROOT (or use --quant-mode dynamic)")
         loader = clip_loader(args.dataset, args.calib_data, "training", frontend, args.batch_size)
         calibration = islice(loader, args.calib_batches)
     quantize_onnx(fp32, int8, args.quant_mode, calibration)
@@ -75,6 +73,8 @@ def _int8(args: argparse.Namespace, fp32: Path, frontend: FrontendConfig) -> dic
 def run(args: argparse.Namespace) -> int:
     if args.quantize and args.format != "onnx":
         raise CLIError("--quantize int8 works on ONNX exports only (use --format onnx)")
+    if args.quantize and args.quant_mode == "static" and args.calib_data is None:
+        raise CLIError("--quant-mode static needs --calib-data ROOT (or use --quant-mode dynamic)")
     model = load_pretrained(args.checkpoint)
     frontend = resolve_frontend(None, model)
     if args.format == "torchscript":

@@ -1,0 +1,109 @@
+"""CLI smoke tests: ``arinext predict``, ``arinext export`` and ``arinext reparam`` on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import arinext
+from arinext.audio.frontend import FrontendConfig
+from arinext.cli import main
+from arinext.export import onnx_logits, onnx_session, read_metadata
+
+from .conftest import randomize_bn
+
+FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
+LABELS = ["low", "high"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    model = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=2), 2).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    arinext.save_pretrained(model, path, labels=LABELS, frontend=FE)
+    return str(path)
+
+
+def write_tone(path, seconds: float, freq: float, sr: int = 8000) -> None:
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr, subtype="FLOAT")
+
+
+def test_predict_files_folders_and_json(ckpt, tmp_path, capsys) -> None:
+    (tmp_path / "clips").mkdir()
+    write_tone(tmp_path / "clips" / "a.wav", 0.6, 300)
+    write_tone(tmp_path / "clips" / "b.wav", 0.6, 2000)
+    assert main(["predict", "-m", ckpt, str(tmp_path / "clips"), "-k", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(tmp_path / "clips" / "a.wav"))
+    assert lines[0].split("\t")[1].split("=")[0] in LABELS
+
+    assert main(["predict", "-m", ckpt, "--json", str(tmp_path / "clips" / "a.wav")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    clf = arinext.AudioClassifier.from_pretrained(ckpt)
+    assert record["predictions"] == clf(str(tmp_path / "clips" / "a.wav"))
+
+
+def test_predict_stdin_and_long_files_scan(ckpt, tmp_path, capsys, monkeypatch) -> None:
+    write_tone(tmp_path / "long.wav", 2.2, 500)
+    data = (tmp_path / "long.wav").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert main(["predict", "-m", ckpt, "--json", "--max-clip", "1.0", "-"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["input"] == "-" and record["duration"] == pytest.approx(2.2)
+    clf = arinext.AudioClassifier.from_pretrained(ckpt)
+    assert record["predictions"] == clf.scan(str(tmp_path / "long.wav")).aggregate
+
+    assert main(["predict", "-m", ckpt, "--windows", "--window", "1.0", "--hop", "1.0", str(tmp_path / "long.wav")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 + 3 and "[    2.00,     2.20] s" in out[-1]  # last partial window
+
+
+def test_predict_errors(ckpt, tmp_path, capsys) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage")
+    assert main(["predict", "-m", ckpt, str(tmp_path / "bad.wav")]) == 1
+    assert "bad.wav" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", "-m", ckpt, str(tmp_path / "empty")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+
+
+def test_reparam_then_export_onnx_with_int8(ckpt, tmp_path, capsys) -> None:
+    assert main(["reparam", ckpt, str(tmp_path / "fused")]) == 0
+    out = capsys.readouterr().out
+    assert "params:" in out and "max |logit difference|" in out
+    before, after = (int(s.replace(",", "")) for s in out.split("params: ")[1].split("\n")[0].split(" -> "))
+    assert after < before
+    assert float(out.rsplit(": ", 1)[1]) < 1e-4
+    fused = arinext.load_pretrained(tmp_path / "fused")
+    assert fused.pretrained_cfg["fold"] == "full" and fused.pretrained_cfg["labels"] == LABELS
+
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(tmp_path / "fused"), "--out", str(onnx_path), "--quantize", "int8", "--quant-mode", "dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "max abs diff" in out and (tmp_path / "m.int8.onnx").is_file()
+    assert read_metadata(onnx_path)["labels"] == LABELS
+    x = torch.randn(1, 1, 60, FE.n_mels) - 4
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_logits(onnx_session(onnx_path), x), fused(x).numpy(), atol=1e-4)
+
+
+def test_export_torchscript_and_bad_flags(ckpt, tmp_path, capsys) -> None:
+    assert main(["export", ckpt, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    assert "max abs diff" in capsys.readouterr().out
+    assert main(["export", ckpt, "--format", "torchscript", "--out", str(tmp_path / "x.pt"), "--quantize", "int8"]) == 2
+    assert main(["export", ckpt, "--out", str(tmp_path / "y.onnx"), "--quantize", "int8"]) == 2
+    assert "--calib-data" in capsys.readouterr().err
+
+
+def test_reparam_official_checkpoint(official_dir, tmp_path, capsys) -> None:
+    assert main(["reparam", str(official_dir / "small_unmerged.pyth"), str(tmp_path / "off")]) == 0
+    out = capsys.readouterr().out
+    assert "222,370 ->" in out and float(out.rsplit(": ", 1)[1]) < 1e-4
