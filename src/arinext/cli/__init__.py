@@ -14,7 +14,7 @@ import sys
 from ..version import __version__
 
 # Subcommand modules, in the order ``arinext --help`` lists them.
-_COMMANDS = ["models", "demo", "train", "evaluate", "data", "predict", "export", "reparam"]
+_COMMANDS = ["models", "demo", "train", "evaluate", "data", "predict", "export", "reparam", "bench"]
 
 
 class CLIError(Exception):
