@@ -177,7 +177,7 @@ def test_folder_hash_split_and_explicit_split(tmp_path):
             write_audio(tmp_path / "flat" / c / f"{i}.wav", seconds=0.05)
     parts = {s: get_manifest("folder", tmp_path / "flat", s) for s in ("training", "validation", "testing")}
     assert sum(len(m) for m in parts.values()) == 40 and len(parts["training"]) > len(parts["testing"])
-    paths = [set(r.path for r in m.records) for m in parts.values()]
+    paths = [{r.path for r in m.records} for m in parts.values()]
     assert not (paths[0] & paths[1] or paths[0] & paths[2] or paths[1] & paths[2])
     assert parts["training"].labels == ["cat", "dog"]
     write_audio(tmp_path / "split" / "train" / "cat" / "a.wav", seconds=0.05)
