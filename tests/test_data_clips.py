@@ -30,7 +30,7 @@ SC = get_preset("speech_commands_v2")  # 16 kHz, 1.023 s -> 512 frames
 @pytest.mark.parametrize("name", ["vggsound", "epic_sounds", "speech_commands_v2", "urbansound8k", "nsynth"])
 def test_crop_gives_exactly_num_frames(name):
     fe = get_preset(name)
-    ((off, n),) = plan_crops(10 * fe.clip_samples, fe.clip_samples, training=False)
+    ((_, n),) = plan_crops(10 * fe.clip_samples, fe.clip_samples, training=False)
     assert fe.frames_for(n) == fe.num_frames  # e.g. 5.119 s at 16 kHz: 81903 samples -> 512 frames
 
 
