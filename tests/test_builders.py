@@ -1,0 +1,265 @@
+"""Dataset builders (keywords from espeak-ng, instrument notes from a GM soundfont) and the bundled sample."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from arinext.audio.io import load_audio
+from arinext.builders import (
+    DatasetExistsError,
+    EngineNotFoundError,
+    GM_PROGRAMS,
+    NSYNTH_FAMILIES,
+    build_instruments,
+    build_keywords,
+)
+from arinext.builders._common import prepare_output
+from arinext.builders.instruments import SOUNDFONTS, midi_file, plan_notes
+from arinext.builders.keywords import CORE_WORDS, assign_splits, finish_clip, speaker_id
+from arinext.builders.noise import colored_noise
+from arinext.cli import main
+
+ASSET = Path(__file__).resolve().parents[1] / "src" / "arinext" / "assets" / "keywords10"
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+needs_fluid = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["FluidR3Mono_GM"][0]).is_file(),
+    reason="fluidsynth or FluidR3Mono_GM.sf3 not installed (apt-get install fluidsynth fluidr3mono-gm-soundfont)",
+)
+TINY_KW = dict(
+    words=["yes", "no"], engines=["espeak-ng"], accents=["en-us", "en"], num_espeak_voices=6,
+    val_speakers=1, test_speakers=2, jobs=2, noise_seconds=0.5,
+)  # fmt: skip
+
+
+def _read_layout(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Split of every clip as the Speech Commands convention defines it, plus the manifest rows."""
+    val = set((root / "validation_list.txt").read_text().split())
+    test = set((root / "testing_list.txt").read_text().split())
+    clips = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*_nohash_*.*"))
+    split = {c: "test" if c in test else "validation" if c in val else "train" for c in clips}
+    assert val | test <= set(clips), "lists name files that do not exist"
+    with open(root / "manifest.csv", newline="") as f:
+        return split, list(csv.DictReader(f))
+
+
+def _check_speaker_disjoint(split: dict[str, str]) -> dict[str, set[str]]:
+    splits_of: dict[str, set[str]] = defaultdict(set)
+    for path, s in split.items():
+        splits_of[path.split("/")[1].split("_nohash_")[0]].add(s)
+    mixed = {spk: s for spk, s in splits_of.items() if len(s) > 1}
+    assert not mixed, f"speakers in several splits: {mixed}"
+    return splits_of
+
+
+@pytest.fixture(scope="module")
+def tiny_keywords(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp("kw") / "a"
+    build_keywords(root, seed=3, **TINY_KW)
+    return root
+
+
+@needs_espeak
+def test_keywords_layout_and_splits(tiny_keywords: Path) -> None:
+    root = tiny_keywords
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["_background_noise_", "no", "yes"]
+    split, rows = _read_layout(root)
+    assert len(split) == 2 * 6
+    assert {r["path"]: r["split"] for r in rows} == split
+    assert {r["label"] for r in rows} == {"yes", "no"} and all(r["path"].startswith(r["label"] + "/") for r in rows)
+    splits_of = _check_speaker_disjoint(split)
+    counts = {s: sum(v == {s} for v in splits_of.values()) for s in ("train", "validation", "test")}
+    assert counts == {"train": 3, "validation": 1, "test": 2}
+    for r in rows:  # file prefix is the hashed modelled voice (accent x variant)
+        assert r["path"].split("/")[1].startswith(speaker_id(r["speaker"]) + "_nohash_")
+        assert r["speaker"] == f"espeak-{r['voice']}"
+    assert len(list((root / "_background_noise_").glob("*_noise.wav"))) == 3
+
+
+@needs_espeak
+def test_keywords_audio(tiny_keywords: Path) -> None:
+    for path in tiny_keywords.glob("*/*_nohash_*.wav"):
+        x, sr = sf.read(path, dtype="float32")
+        assert sr == 16000 and x.shape == (16000,)
+        peak_db = 20 * np.log10(np.max(np.abs(x)))
+        assert -12.5 <= peak_db <= -0.9, (path, peak_db)
+        assert np.abs(x[:50]).max() < 0.1 * np.abs(x).max() or np.abs(x[-50:]).max() < 0.1 * np.abs(x).max()
+
+
+@needs_espeak
+def test_keywords_reproducible_force_and_flac(tiny_keywords: Path, tmp_path: Path) -> None:
+    again = tmp_path / "b"
+    build_keywords(again, seed=3, **{**TINY_KW, "jobs": 1})
+    files = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tiny_keywords) for p in tiny_keywords.rglob("*") if p.is_file())
+    for rel in files:
+        assert (again / rel).read_bytes() == (tiny_keywords / rel).read_bytes(), rel
+    with pytest.raises(DatasetExistsError, match="--force"):
+        build_keywords(again, seed=4, **TINY_KW)
+    assert (again / "manifest.csv").read_bytes() == (tiny_keywords / "manifest.csv").read_bytes()
+    build_keywords(again, seed=4, fmt="flac", force=True, **TINY_KW)
+    assert not list(again.rglob("*.wav")), "--force must replace the old build"
+    flacs = list(again.glob("*/*_nohash_*.flac"))
+    assert len(flacs) == 12 and sf.info(str(flacs[0])).format == "FLAC"
+    assert (again / "manifest.csv").read_bytes() != (tiny_keywords / "manifest.csv").read_bytes()
+
+
+def test_force_never_deletes_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DatasetExistsError, match="not made by an arinext builder"):
+        prepare_output(tmp_path, force=True)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert prepare_output(tmp_path / "new", force=False).is_dir()
+
+
+def test_missing_engine_names_debian_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on PATH
+    with pytest.raises(EngineNotFoundError, match="apt-get install espeak-ng"):
+        build_keywords(tmp_path / "out", engines=["espeak-ng"])
+    with pytest.raises(EngineNotFoundError, match="apt-get install festival"):
+        build_keywords(tmp_path / "out", engines=["festival"])
+    with pytest.raises(EngineNotFoundError, match="apt-get install fluidsynth"):
+        build_instruments(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert main(["data", "keywords", str(tmp_path / "out"), "--engines", "flite"]) == 2
+
+
+def test_missing_soundfont_names_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth not installed (apt-get install fluidsynth)")
+    monkeypatch.setitem(SOUNDFONTS, "FluidR3_GM", (str(tmp_path / "nope.sf2"), "fluid-soundfont-gm"))
+    with pytest.raises(EngineNotFoundError, match="apt-get install fluid-soundfont-gm"):
+        build_instruments(tmp_path / "out", soundfonts=["FluidR3_GM"])
+
+
+def test_assign_splits_is_deliberate_and_balanced() -> None:
+    speakers = [f"espeak-{a}+v{i}" for a in ("en", "en-us", "en-029", "en-gb-x-rp") for i in range(25)]
+    speakers += ["cmu-slt", "cmu-kal", "cmu-awb", "cmu-rms", "cmu-ked"]
+    split = assign_splits(speakers, val=10, test=12, seed=0)
+    assert sorted(split) == sorted(speakers)
+    assert [sum(s == k for s in split.values()) for k in ("train", "validation", "test")] == [83, 10, 12]
+    for accent in ("en", "en-us", "en-029", "en-gb-x-rp"):  # every accent in the test split
+        assert 2 <= sum(split[s] == "test" for s in speakers if s.startswith(f"espeak-{accent}+")) <= 4
+    assert assign_splits(speakers, 10, 12, seed=0) == split != assign_splits(speakers, 10, 12, seed=1)
+    with pytest.raises(ValueError, match="leave any for training"):
+        assign_splits(speakers[:5], val=2, test=3, seed=0)
+
+
+def test_finish_clip_trims_levels_and_crops() -> None:
+    rng = np.random.default_rng(0)
+    word = np.concatenate([np.zeros(8000), np.sin(np.arange(4410) / 5.0), np.zeros(8000)]).astype(np.float32)
+    clip, cropped = finish_clip(word, 22050, rng)
+    assert clip.shape == (16000,) and not cropped
+    assert 3200 - 10 <= np.count_nonzero(clip) <= 3200 + 2 * 480 + 10  # 0.2 s word + 30 ms pads
+    assert -12 <= 20 * np.log10(np.abs(clip).max()) <= -1
+    long_word = np.sin(np.arange(40000) / 5.0).astype(np.float32)
+    clip, cropped = finish_clip(long_word, 16000, rng)
+    assert cropped and clip.shape == (16000,) and clip[0] == 0.0 and clip[-1] == 0.0
+
+
+@pytest.mark.parametrize("colour, slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_colored_noise_spectrum(colour: str, slope: float) -> None:
+    x = colored_noise(colour, 2**16, np.random.default_rng(0), rms_dbfs=-20)
+    assert abs(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 20) < 0.5 or colour == "brown"
+    power = np.abs(np.fft.rfft(x)) ** 2
+    f = np.arange(power.size)
+    band = (f > 100) & (f < 20000)
+    fitted = np.polyfit(np.log(f[band]), np.log(power[band]), 1)[0]
+    assert abs(fitted - slope) < 0.15
+
+
+def test_gm_table_matches_nsynth_families() -> None:
+    assert len(GM_PROGRAMS) == 85
+    per_family = defaultdict(int)
+    for family, _, (lo, hi) in GM_PROGRAMS.values():
+        per_family[family] += 1
+        assert 0 <= lo < hi <= 127
+    assert dict(per_family) == {
+        "string": 12, "reed": 10, "guitar": 9, "keyboard": 8, "bass": 8, "brass": 8, "flute": 8, "synth_lead": 8,
+        "mallet": 6, "organ": 5, "vocal": 3,
+    }  # fmt: skip
+    assert set(per_family) == set(NSYNTH_FAMILIES)
+    notes = plan_notes(["A", "B"], programs=[0, 40], velocities=(25, 127), seed=0)
+    split_of = {(n.program, n.pitch, n.velocity): n.split for n in notes if n.font == 0}
+    assert all(split_of[(n.program, n.pitch, n.velocity)] == n.split for n in notes if n.font == 1)
+
+
+def test_midi_file_is_well_formed() -> None:
+    notes = plan_notes(["A"], programs=[73], velocities=(100,), pitch_step=30)
+    data = midi_file(notes)
+    assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
+    assert int.from_bytes(data[18:22], "big") == len(data) - 22
+    assert data.endswith(b"\xff\x2f\x00") and data.count(bytes([0xC0, 73])) == len(notes)
+
+
+@needs_fluid
+def test_instruments_nsynth_layout(tmp_path: Path) -> None:
+    root = tmp_path / "nsynth"
+    result = build_instruments(root, programs=[0, 73], velocities=(50, 127), pitch_step=12, jobs=2, test=0.3, valid=0.2)
+    n_planned = len(plan_notes(["x"], programs=[0, 73], velocities=(50, 127), pitch_step=12))
+    seen: dict[tuple[int, int, int], str] = {}
+    total = 0
+    for split in ("train", "valid", "test"):
+        examples = json.loads((root / f"nsynth-{split}" / "examples.json").read_text())
+        assert len(examples) == result.notes[split] and len(list((root / f"nsynth-{split}" / "audio").iterdir())) == len(examples)
+        total += len(examples)
+        for key, ex in examples.items():
+            assert ex["note_str"] == key
+            family = {0: "keyboard", 73: "flute"}[ex["program"]]
+            assert ex["instrument_family_str"] == family and ex["instrument_family"] == NSYNTH_FAMILIES[family]
+            assert ex["instrument_source_str"] == "acoustic" and ex["sample_rate"] == 16000
+            assert key == f"{family}_acoustic_{ex['program']:03d}-{ex['pitch']:03d}-{ex['velocity']:03d}"
+            assert seen.setdefault((ex["program"], ex["pitch"], ex["velocity"]), split) == split
+            x, sr = sf.read(root / f"nsynth-{split}" / "audio" / f"{key}.wav", dtype="float32")
+            assert sr == 16000 and x.shape == (64000,)
+            assert np.abs(x[:1600]).max() > 1e-3, "the note must start at onset"
+            assert np.abs(x[-800:]).max() < np.abs(x).max()
+    assert total == n_planned - result.silent and total > 0
+    assert min(result.notes.values()) > 0
+    with pytest.raises(DatasetExistsError):
+        build_instruments(root, programs=[0], pitch_step=40)
+
+
+# ---- the bundled sample -------------------------------------------------------------------------------
+
+bundled = pytest.mark.skipif(not ASSET.is_dir(), reason="bundled keywords10 sample not present")
+
+
+@bundled
+def test_bundled_sample_promises() -> None:
+    size = sum(p.stat().st_size for p in ASSET.rglob("*") if p.is_file())
+    assert size <= 8 * 1024 * 1024, f"bundled sample is {size / 2**20:.2f} MiB"
+    split, rows = _read_layout(ASSET)
+    assert sorted({p.split("/")[0] for p in split}) == sorted(CORE_WORDS)
+    assert all(p.endswith(".flac") for p in split) and len(rows) == len(split)
+    _check_speaker_disjoint(split)
+    spk_splits: dict[str, set[str]] = defaultdict(set)  # the modelled voice, e.g. slt in flite and festival
+    for r in rows:
+        spk_splits[r["speaker"]].add(r["split"])
+    assert all(len(s) == 1 for s in spk_splits.values())
+    for word in CORE_WORDS:
+        speakers = defaultdict(set)
+        for path, s in split.items():
+            if path.startswith(word + "/"):
+                speakers[s].add(path.split("/")[1].split("_nohash_")[0])
+        assert len(speakers["test"]) >= 10 and len(speakers["validation"]) >= 5 and len(speakers["train"]) >= 40
+    assert 1 <= len(list((ASSET / "_background_noise_").glob("*.flac")))
+    assert "arinext data keywords" in (ASSET / "README.md").read_text()
+
+
+@bundled
+def test_bundled_sample_decodes() -> None:
+    for path in sorted(ASSET.glob("*/*.flac")):
+        x, sr = load_audio(path)
+        assert sr == 16000 and sf.info(str(path)).channels == 1
+        if path.parent.name != "_background_noise_":
+            assert x.shape == (16000,) and np.abs(x).max() > 0.05, path
