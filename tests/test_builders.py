@@ -14,10 +14,10 @@ import soundfile as sf
 
 from arinext.audio.io import load_audio
 from arinext.builders import (
-    DatasetExistsError,
-    EngineNotFoundError,
     GM_PROGRAMS,
     NSYNTH_FAMILIES,
+    DatasetExistsError,
+    EngineNotFoundError,
     build_instruments,
     build_keywords,
 )
@@ -28,15 +28,17 @@ from arinext.builders.noise import colored_noise
 from arinext.cli import main
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "arinext" / "assets" / "keywords10"
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)"
+)
 needs_fluid = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["FluidR3Mono_GM"][0]).is_file(),
     reason="fluidsynth or FluidR3Mono_GM.sf3 not installed (apt-get install fluidsynth fluidr3mono-gm-soundfont)",
 )
-TINY_KW = dict(
-    words=["yes", "no"], engines=["espeak-ng"], accents=["en-us", "en"], num_espeak_voices=6,
-    val_speakers=1, test_speakers=2, jobs=2, noise_seconds=0.5,
-)  # fmt: skip
+TINY_KW = {
+    "words": ["yes", "no"], "engines": ["espeak-ng"], "accents": ["en-us", "en"], "num_espeak_voices": 6,
+    "val_speakers": 1, "test_speakers": 2, "jobs": 2, "noise_seconds": 0.5,
+}  # fmt: skip
 
 
 def _read_layout(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -210,7 +212,9 @@ def test_instruments_nsynth_layout(tmp_path: Path) -> None:
     total = 0
     for split in ("train", "valid", "test"):
         examples = json.loads((root / f"nsynth-{split}" / "examples.json").read_text())
-        assert len(examples) == result.notes[split] and len(list((root / f"nsynth-{split}" / "audio").iterdir())) == len(examples)
+        assert len(examples) == result.notes[split] and len(
+            list((root / f"nsynth-{split}" / "audio").iterdir())
+        ) == len(examples)
         total += len(examples)
         for key, ex in examples.items():
             assert ex["note_str"] == key

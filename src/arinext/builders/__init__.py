@@ -9,16 +9,16 @@ from .instruments import GM_PROGRAMS, NSYNTH_FAMILIES, SOUNDFONTS, InstrumentsBu
 from .keywords import CORE_WORDS, SPEECH_COMMANDS_WORDS, KeywordsBuild, build_keywords
 
 __all__ = [
-    "BuildError",
-    "DatasetExistsError",
-    "EngineNotFoundError",
     "CORE_WORDS",
-    "SPEECH_COMMANDS_WORDS",
-    "KeywordsBuild",
-    "build_keywords",
     "GM_PROGRAMS",
     "NSYNTH_FAMILIES",
     "SOUNDFONTS",
+    "SPEECH_COMMANDS_WORDS",
+    "BuildError",
+    "DatasetExistsError",
+    "EngineNotFoundError",
     "InstrumentsBuild",
+    "KeywordsBuild",
     "build_instruments",
+    "build_keywords",
 ]

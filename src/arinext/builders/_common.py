@@ -7,27 +7,28 @@ import json
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 __all__ = [
+    "AUDIO_FORMATS",
+    "BUILD_MARKER",
     "BuildError",
     "DatasetExistsError",
     "EngineNotFoundError",
-    "BUILD_MARKER",
+    "parallel_map",
+    "prepare_output",
     "require_tool",
     "run_tool",
-    "prepare_output",
-    "write_build_info",
-    "parallel_map",
-    "write_clip",
     "stable_rng",
-    "AUDIO_FORMATS",
+    "write_build_info",
+    "write_clip",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ def run_tool(args: Sequence[str], what: str, stdin: str | None = None, timeout: 
         BuildError: non-zero exit status, timeout, or the program could not be started.
     """
     try:
-        proc = subprocess.run(
-            list(args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"{what}: could not run {args[0]} ({exc})") from exc
     if proc.returncode != 0:

@@ -26,9 +26,9 @@ import logging
 import struct
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -45,17 +45,17 @@ from ._common import (
 )
 
 __all__ = [
+    "GM_PROGRAMS",
     "NSYNTH_FAMILIES",
     "NSYNTH_SOURCES",
-    "GM_PROGRAMS",
     "SOUNDFONTS",
     "VELOCITIES",
-    "Note",
     "InstrumentsBuild",
-    "find_soundfont",
-    "plan_notes",
-    "midi_file",
+    "Note",
     "build_instruments",
+    "find_soundfont",
+    "midi_file",
+    "plan_notes",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ VELOCITIES = (25, 50, 75, 100, 127)
 
 # (family, programs, lowest pitch, highest pitch), GM programs 0-based.
 _TABLE: list[tuple[str, Iterable[int], int, int]] = [
-    ("keyboard", range(0, 4), 28, 96), ("keyboard", (4, 5), 28, 91), ("keyboard", (6, 7), 29, 89),
+    ("keyboard", range(4), 28, 96), ("keyboard", (4, 5), 28, 91), ("keyboard", (6, 7), 29, 89),
     ("mallet", (8,), 60, 96), ("mallet", (9,), 72, 105), ("mallet", (11,), 53, 89), ("mallet", (12,), 45, 96),
     ("mallet", (13,), 60, 100), ("mallet", (14,), 55, 80),
     ("organ", range(16, 21), 36, 96),
@@ -156,7 +156,9 @@ def find_soundfont(name: str) -> Path:
     if name in SOUNDFONTS:
         path, package = SOUNDFONTS[name]
         if not Path(path).is_file():
-            raise EngineNotFoundError(f"soundfont {name} ({path}) is not installed; install it with: apt-get install {package}")
+            raise EngineNotFoundError(
+                f"soundfont {name} ({path}) is not installed; install it with: apt-get install {package}"
+            )
         return Path(path)
     path = Path(name)
     if path.suffix.lower() not in (".sf2", ".sf3") or not path.is_file():
@@ -194,7 +196,9 @@ def plan_notes(
             lo, hi = GM_PROGRAMS[program][2]
             for pitch in range(lo, hi + 1, pitch_step):
                 for vel in velocities:
-                    notes.append(Note(font, name, program, pitch, vel, _split_of(program, pitch, vel, seed, valid, test)))
+                    notes.append(
+                        Note(font, name, program, pitch, vel, _split_of(program, pitch, vel, seed, valid, test))
+                    )
     return notes
 
 
@@ -211,14 +215,14 @@ def midi_file(notes: Sequence[Note]) -> bytes:
     at the start, note-off after 3 s, all-sound-off after 4 s (so no release leaks into the next)."""
     events: list[tuple[int, bytes]] = [(0, b"\xff\x51\x03\x07\xa1\x20")]  # tempo: 500000 us per quarter
     for k, note in enumerate(notes):
-        t = int(round(k * _PERIOD_S * _TICKS_PER_S))
+        t = round(k * _PERIOD_S * _TICKS_PER_S)
         events += [
             (t, bytes([0xC0, note.program])),
             (t, bytes([0x90, note.pitch, note.velocity])),
             (t + int(_HOLD_S * _TICKS_PER_S), bytes([0x80, note.pitch, 0])),
             (t + int(_NOTE_S * _TICKS_PER_S), bytes([0xB0, 120, 0])),
         ]
-    events.append((int(round(len(notes) * _PERIOD_S * _TICKS_PER_S)), b"\xff\x2f\x00"))
+    events.append((round(len(notes) * _PERIOD_S * _TICKS_PER_S), b"\xff\x2f\x00"))
     track, now = bytearray(), 0
     for t, data in sorted(events, key=lambda e: e[0]):  # stable: keeps program change before note-on
         track += _vlq(t - now) + data
@@ -243,7 +247,7 @@ def _render_batch(notes: Sequence[Note], font_path: Path, root: Path, workdir: P
         out = []
         with sf.SoundFile(str(wav)) as f:
             for k, note in enumerate(notes):
-                f.seek(min(int(round(k * _PERIOD_S * _RENDER_SR)), f.frames))
+                f.seek(min(round(k * _PERIOD_S * _RENDER_SR), f.frames))
                 x = f.read(int(_NOTE_S * _RENDER_SR), dtype="float32", always_2d=True).mean(axis=1)
                 silent = x.size == 0 or float(np.max(np.abs(x))) < 10 ** (_SILENT_DBFS / 20)
                 if not silent:

@@ -25,9 +25,9 @@ import hashlib
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,24 +37,57 @@ from .noise import write_background_noise
 from .tts import ESPEAK_ACCENTS, Voice, draw_params, list_voices, synthesize
 
 __all__ = [
-    "SPEECH_COMMANDS_WORDS",
     "CORE_WORDS",
+    "SPEECH_COMMANDS_WORDS",
     "SPLITS",
     "KeywordsBuild",
-    "speaker_id",
-    "select_voices",
     "assign_splits",
-    "finish_clip",
     "build_keywords",
+    "finish_clip",
+    "select_voices",
+    "speaker_id",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The 35 words of Speech Commands V2.
-SPEECH_COMMANDS_WORDS = (
-    "yes no up down left right on off stop go zero one two three four five six seven eight nine "
-    "bed bird cat dog happy house marvin sheila tree wow backward forward follow learn visual"
-).split()
+SPEECH_COMMANDS_WORDS = [
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "happy",
+    "house",
+    "marvin",
+    "sheila",
+    "tree",
+    "wow",
+    "backward",
+    "forward",
+    "follow",
+    "learn",
+    "visual",
+]
 #: The ten command words of the 12-class Speech Commands task.
 CORE_WORDS = SPEECH_COMMANDS_WORDS[:10]
 SPLITS = ("train", "validation", "test")
@@ -127,7 +160,7 @@ def _count(spec: float, total: int) -> int:
     """A split size given as a count (>= 1) or as a fraction of ``total`` (< 1)."""
     if spec < 0:
         raise ValueError(f"split sizes must be >= 0, got {spec}")
-    return int(round(spec * total)) if spec < 1 else int(spec)
+    return round(spec * total) if spec < 1 else int(spec)
 
 
 def assign_splits(speakers: Sequence[str], val: float, test: float, seed: int) -> dict[str, str]:
@@ -173,7 +206,7 @@ def finish_clip(
     pad = int(_PAD_S * sample_rate)
     x = x[max(0, loud[0] - pad) : loud[-1] + pad + 1]
     x = x * (10 ** (rng.uniform(*_LEVEL_DBFS) / 20) / peak)
-    length = int(round(seconds * sample_rate))
+    length = round(seconds * sample_rate)
     out = np.zeros(length, dtype=np.float32)
     if x.size > length:
         start = (x.size - length) // 2
@@ -301,7 +334,9 @@ def build_keywords(
         "sample_rate": sample_rate,
     }
     write_build_info(root, {**info, "complete": False})
-    log.info("synthesizing %d clips: %d words x %d voices (%d speakers)", len(plan), len(words), len(voices), len(split_of))
+    log.info(
+        "synthesizing %d clips: %d words x %d voices (%d speakers)", len(plan), len(words), len(voices), len(split_of)
+    )
     with tempfile.TemporaryDirectory(prefix="arinext-kw-") as tmp:
         rows = parallel_map(
             lambda j: _make_clip(j, root, Path(tmp), seed, fmt, sample_rate), plan, jobs, desc="keywords"

@@ -54,7 +54,7 @@ def write_background_noise(
     paths = []
     for colour in NOISE_COLOURS:
         path = folder / f"{colour}_noise{AUDIO_FORMATS[fmt][0]}"
-        x = colored_noise(colour, int(round(seconds * sample_rate)), stable_rng(seed, "noise", colour))
+        x = colored_noise(colour, round(seconds * sample_rate), stable_rng(seed, "noise", colour))
         write_clip(path, x, sample_rate, fmt)
         paths.append(path)
     return paths

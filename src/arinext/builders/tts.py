@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -27,14 +27,14 @@ from ._common import BuildError, require_tool, run_tool
 __all__ = [
     "ENGINES",
     "ESPEAK_ACCENTS",
-    "FLITE_VOICES",
     "FESTIVAL_VOICES",
-    "Voice",
+    "FLITE_VOICES",
     "ClipParams",
+    "Voice",
     "check_engine",
-    "list_voices",
-    "espeak_variants",
     "draw_params",
+    "espeak_variants",
+    "list_voices",
     "synthesize",
 ]
 
@@ -42,7 +42,16 @@ __all__ = [
 ENGINES = {"espeak-ng": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"), "festival": ("text2wave", "festival")}
 
 #: The eight English accents of espeak-ng (its ``gmw`` language files).
-ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-rp",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 
 #: flite voice -> speaker. ``kal16`` is the 16 kHz build of the 8 kHz ``kal``; only the former is used.
 FLITE_VOICES = {"kal16": "cmu-kal", "awb": "cmu-awb", "rms": "cmu-rms", "slt": "cmu-slt"}
@@ -122,7 +131,9 @@ def list_voices(
             found = [Voice(engine, n, s) for n, (s, _) in FESTIVAL_VOICES.items() if _festival_installed(n)]
             if not found:
                 pkgs = " ".join(p for _, p in FESTIVAL_VOICES.values())
-                raise BuildError(f"festival has none of its voices installed; install them with: apt-get install {pkgs}")
+                raise BuildError(
+                    f"festival has none of its voices installed; install them with: apt-get install {pkgs}"
+                )
             voices += found
     return sorted(voices, key=lambda v: (v.engine, v.name))
 
@@ -138,7 +149,7 @@ def draw_params(rng: np.random.Generator, base_speed: float, base_pitch: int, en
 def _engine_args(voice: Voice, word: str, params: ClipParams, out: Path) -> tuple[list[str], str | None]:
     binary = check_engine(voice.engine)
     if voice.engine == "espeak-ng":
-        wpm = str(int(round(175 * params.speed)))
+        wpm = str(round(175 * params.speed))
         return [binary, "-v", voice.name, "-s", wpm, "-p", str(params.pitch), "-w", str(out), word], None
     stretch = f"{1.0 / params.speed:.3f}"
     if voice.engine == "flite":
@@ -171,5 +182,5 @@ def synthesize(voice: Voice, word: str, params: ClipParams, workdir: Path) -> tu
         out.unlink(missing_ok=True)
     if params.warp != 1.0:
         # Reading the samples at rate sr*warp and converting back to sr raises pitch by `warp`.
-        x = resample(x, int(round(sr * params.warp)), sr)
+        x = resample(x, round(sr * params.warp), sr)
     return x, sr
