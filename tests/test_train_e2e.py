@@ -8,15 +8,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
+import arinext
+from arinext import create_model
 from arinext.cli import main
 from arinext.train.checkpoint import load_checkpoint
+from arinext.train.trainer import load_init_weights
 
 SR = 8000
 TONES = {"low": 300.0, "mid": 1200.0, "high": 3000.0}
 COUNTS = {"training": 12, "validation": 4, "testing": 6}
 # A small front end so that the test runs in seconds: 0.319 s at 8 kHz -> 32 frames x 32 mel bins.
 FRONTEND = "{sample_rate: 8000, n_fft: 256, clip_seconds: 0.319, num_frames: 32, n_mels: 32, test_views: 2}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_tones(root: Path, seed: int = 0) -> Path:
@@ -49,7 +62,7 @@ def common(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
+def trained(tmp_path_factory, _one_thread) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("e2e")
     root = make_tones(tmp / "tones")
     out = tmp / "run"
@@ -106,3 +119,27 @@ def test_mismatched_backbone_is_refused(trained, tmp_path, capsys):
             "--set", f"init_from={out / 'pretrained'}", "--set", "model_args={inference_mode: true}"]  # fmt: skip
     assert main(args) == 2
     assert "do not fit the model's backbone" in capsys.readouterr().err
+
+
+def test_init_from_save_pretrained_directory(trained):
+    _, out = trained
+    torch.manual_seed(1)
+    model = create_model("audio_rep_inception_next_tiny", num_classes=5)
+    fresh_head = model.head.fc.weight.clone()
+    assert load_init_weights(model, str(out / "pretrained")) > 0
+    best = load_checkpoint(out / "best.pt")["model"]
+    torch.testing.assert_close(model.stem.conv.conv.weight, best["stem.conv.conv.weight"])
+    assert torch.equal(model.head.fc.weight, fresh_head)  # the 5-class head keeps its own initialisation
+
+
+def test_init_from_authors_checkpoint(official_dir):
+    path = official_dir / "small_unmerged.pyth"
+    official = arinext.load_official_checkpoint(path)
+    args = {k: v for k, v in official.model_args.items() if k != "num_classes"}
+    model = create_model(official.model_name, num_classes=3, **args)
+    load_init_weights(model, str(path))
+    ref = official.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith("head."):
+            torch.testing.assert_close(v, ref[k], msg=k)
+    assert model.head.fc.out_features == 3

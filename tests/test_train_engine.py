@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from arinext import create_model
+from arinext.train.config import load_config
 from arinext.train.data import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
-from arinext.train.tasks import SingleLabelTask
+from arinext.train.tasks import SingleLabelTask, make_task
+from arinext.train.trainer import fit_folds
 
 DEV = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny(num_classes: int = 4) -> nn.Module:
@@ -103,3 +117,62 @@ def test_loss_nan_raises():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(FloatingPointError):
         train_one_epoch(model, loader(), opt, SingleLabelTask(num_classes=4), DEV, progress=False)
+
+
+class _HeadsData(torch.utils.data.Dataset):
+    """Synthetic clips with EPIC-style targets ``{"verb": v, "noun": n}``."""
+
+    def __init__(self, views: int = 1) -> None:
+        self.base = SyntheticSpectrograms(4, 4, num_frames=32, n_mels=32, views=views)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.base[i]
+        return {**item, "target": {"verb": item["target"] % 2, "noun": item["target"]}}
+
+
+def test_multi_head_training_and_multi_view_prediction():
+    torch.manual_seed(0)
+    model = create_model("audio_rep_inception_next_tiny", num_classes={"verb": 2, "noun": 4})
+    task = make_task({"verb": 2, "noun": 4})
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    stats = train_one_epoch(model, torch.utils.data.DataLoader(_HeadsData(), 8), opt, task, DEV, progress=False)
+    assert stats["loss"] > 0 and 0 <= stats["acc"] <= 1
+    scores, targets, _ = predict(model, torch.utils.data.DataLoader(_HeadsData(views=2), 8), task, DEV, progress=False)
+    assert scores["verb"].shape == (16, 2) and scores["noun"].shape == (16, 4)
+    torch.testing.assert_close(scores["noun"].sum(1), torch.ones(16))
+    res = task.evaluate(scores, targets)
+    assert {"verb_top1", "noun_top1", "action_top1", "action_top5"} <= set(res.summary)
+
+
+def test_bf16_autocast_step_on_cpu():
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    stats = train_one_epoch(model, loader(), opt, SingleLabelTask(num_classes=4), DEV, amp=True, progress=False)
+    assert math.isfinite(stats["loss"])
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
+
+
+def test_fit_folds_trains_each_fold_and_writes_summary(tmp_path):
+    cfg = load_config(
+        "urbansound8k",
+        [
+            "model=audio_rep_inception_next_tiny",
+            "data.dataset=synthetic",
+            "data.dataset_args={num_classes: 2, clips_per_class: 4}",
+            "data.frontend={num_frames: 16, n_mels: 16}",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "data.folds=[1, 2]",
+            "optim.epochs=1",
+            "precise_bn_batches=1",
+            "export_pretrained=false",
+        ],
+    )
+    summary = fit_folds(cfg, tmp_path, progress=False)
+    assert set(summary["folds"]) == {"1", "2"}
+    assert (tmp_path / "fold1" / "best.pt").is_file() and (tmp_path / "fold2" / "last.pt").is_file()
+    saved = json.loads((tmp_path / "folds.json").read_text())
+    assert saved["mean"] == pytest.approx(sum(saved["folds"].values()) / 2)
