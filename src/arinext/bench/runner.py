@@ -38,6 +38,7 @@ __all__ = ["FORMS", "BenchConfig", "parse_size", "build_form", "run_bench", "def
 _logger = logging.getLogger(__name__)
 
 FORMS = ("train", "paper", "full", "fast", "compiled", "onnx")
+_MATMUL = "(fp32 matmul, roofline)"
 _N_MELS = 128
 
 
@@ -168,7 +169,10 @@ def _machine() -> dict[str, Any]:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    info = {
+        "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+    }  # fmt: skip
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -208,10 +212,16 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     }
             _logger.info("timing %d candidates at %s, batch %d", len(runners), label, batch)
             with torch.inference_mode():
-                stats = time_interleaved(runners, cfg.runs, cfg.warmup, cfg.device)
+                timed = dict(runners)
+                if cfg.with_roofline:  # interleaved too, so that the fraction sees the same machine load
+                    a = torch.randn(cfg.roofline_matmul, cfg.roofline_matmul, device=cfg.device)
+                    timed[_MATMUL] = lambda a=a: torch.mm(a, a)
+                stats = time_interleaved(timed, cfg.runs, cfg.warmup, cfg.device)
                 memory = {c: _memory(c, r, cfg) for c, r in runners.items()} if cfg.measure_memory else {}
+            matmul = stats.pop(_MATMUL, None)
+            matmul_gmacs = cfg.roofline_matmul**3 / (matmul.median_ms * 1e-3) / 1e9 if matmul else None
             result["rows"].extend(
-                _rows(label, frames, mels, batch, stats, static, memory, cfg.reference, result.get("roofline"))
+                _rows(label, frames, mels, batch, stats, static, memory, cfg.reference, matmul_gmacs)
             )
     return result
 
@@ -231,7 +241,7 @@ def _rows(
     static: dict[str, dict[str, Any]],
     memory: dict[str, int | None],
     reference: str,
-    roof: dict[str, float] | None,
+    matmul_gmacs: float | None,
 ) -> list[dict[str, Any]]:
     ref = stats[reference].median_ms
     rows = []
@@ -243,8 +253,9 @@ def _rows(
             "speedup_vs_reference": ref / st.median_ms, "reference": reference,
             "gmacs_per_s": gmacs, "peak_memory_mib": (memory.get(cand) or 0) / 2**20 if memory.get(cand) else None,
         }  # fmt: skip
-        if roof:
-            row["fraction_of_matmul"] = gmacs / roof["matmul_gmacs_median"]
+        if matmul_gmacs:
+            row["matmul_gmacs_interleaved"] = matmul_gmacs
+            row["fraction_of_matmul"] = gmacs / matmul_gmacs
         rows.append(row)
     return rows
 
