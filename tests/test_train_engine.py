@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from arinext import create_model
+from arinext.train.checkpoint import load_checkpoint
 from arinext.train.config import load_config
 from arinext.train.data import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
@@ -174,5 +175,7 @@ def test_fit_folds_trains_each_fold_and_writes_summary(tmp_path):
     summary = fit_folds(cfg, tmp_path, progress=False)
     assert set(summary["folds"]) == {"1", "2"}
     assert (tmp_path / "fold1" / "best.pt").is_file() and (tmp_path / "fold2" / "last.pt").is_file()
+    stored = load_checkpoint(tmp_path / "fold2" / "best.pt")["config"]["data"]
+    assert stored["dataset_args"]["fold"] == 2 and stored["folds"] == []
     saved = json.loads((tmp_path / "folds.json").read_text())
     assert saved["mean"] == pytest.approx(sum(saved["folds"].values()) / 2)

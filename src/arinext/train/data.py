@@ -39,6 +39,7 @@ class SyntheticSpectrograms(Dataset):
         subset: changes the noise, so that subsets are disjoint.
         views: test views per clip.
         seed: base seed.
+        fold: cross-validation fold; like ``subset``, it only changes the noise.
         snr: height of the class band over the unit-variance noise.
     """
 
@@ -52,12 +53,13 @@ class SyntheticSpectrograms(Dataset):
         views: int = 1,
         seed: int = 0,
         snr: float = 1.5,
+        fold: int = 0,
     ) -> None:
         if num_classes < 2 or num_classes > n_mels:
             raise ValueError(f"need 2 <= num_classes <= n_mels, got {num_classes} classes and {n_mels} mel bins")
         self.num_classes, self.clips_per_class = num_classes, clips_per_class
         self.num_frames, self.n_mels, self.views, self.snr = num_frames, n_mels, views, snr
-        self.seed = seed * 1000 + _SUBSET_SEEDS.get(subset, 3)
+        self.seed = (seed * 1000 + fold) * 10 + _SUBSET_SEEDS.get(subset, 3)
         self.labels = [f"band{c}" for c in range(num_classes)]
 
     def __len__(self) -> int:
@@ -103,7 +105,7 @@ def describe_labels(labels: Any) -> int | dict[str, int]:
     return {k: len(v) for k, v in labels.items()} if isinstance(labels, dict) else len(labels)
 
 
-def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, fold: int | None = None) -> DataBundle:
+def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) -> DataBundle:
     """Dataset of ``subset`` (``"training" | "validation" | "testing"``) as configured by ``data``.
 
     Training datasets return one random crop (with SpecAugment when ``data.spec_augment``); evaluation
@@ -122,8 +124,6 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
 
     if not data.root:
         raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
-    if fold is not None:
-        kwargs["fold"] = fold
     manifest = get_manifest(data.dataset, data.root, subset, **kwargs)
     if not manifest.records:
         raise ValueError(f"{data.dataset!r} subset {subset!r} under {data.root!r} has no clips")

@@ -62,8 +62,7 @@ def evaluate_checkpoint(
     cfg = config_from_dict(apply_overrides(ckpt["config"], overrides or []))
     info = init_distributed(cfg.device)
     subset = subset or cfg.data.test_subset
-    fold = cfg.data.dataset_args.get("fold")
-    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, fold=fold)
+    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed)
     if bundle.num_classes != ckpt["num_classes"]:
         raise ValueError(
             f"checkpoint {str(checkpoint)!r} has {ckpt['num_classes']} classes but {cfg.data.dataset!r}/{subset} "

@@ -209,7 +209,8 @@ class MultiHeadTask(Task):
     def evaluate(self, scores: Outputs, target: Any) -> EvalResult:
         result = EvalResult({})
         for head in self.labels:
-            part = _single_label_metrics(f"{head}_", scores[head], target[head], self.labels[head])  # type: ignore[index]
+            head_scores, head_target = scores[head], target[head]  # type: ignore[index]
+            part = _single_label_metrics(f"{head}_", head_scores, head_target, self.labels[head])
             result.summary.update(part.summary)
             result.per_class.update(part.per_class)
             result.confusion.update(part.confusion)

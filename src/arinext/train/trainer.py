@@ -135,7 +135,6 @@ def fit(
     out_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
-    fold: int | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; returns ``{"best", "best_epoch", "history", "model"}``
@@ -146,7 +145,6 @@ def fit(
         out_dir: run directory (created).
         resume: continue from ``out_dir/last.pt`` when it exists.
         progress: tqdm progress bars (main process only).
-        fold: cross-validation fold passed to the dataset adapter (``fold=k``).
         on_epoch_end: called as ``hook(epoch, row)`` on every process after each epoch's checkpoint.
     """
     out = Path(out_dir)
@@ -155,8 +153,8 @@ def fit(
     progress = progress and info.is_main
     seed_everything(cfg.seed)
     d = cfg.data
-    train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed, fold=fold)
-    val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed, fold=fold)
+    train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
+    val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
     train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
     val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(train.num_classes, train.labels, train.multi_label)
@@ -250,14 +248,19 @@ def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainCon
 
 
 def fit_folds(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """One :func:`fit` per ``cfg.data.folds`` entry into ``out_dir/fold{k}``; writes ``folds.json``
-    with each fold's best validation metric and their mean (UrbanSound8K's 10-fold protocol)."""
+    """One :func:`fit` per ``cfg.data.folds`` entry ``k`` (as ``data.dataset_args.fold=k``) into
+    ``out_dir/fold{k}``; writes ``folds.json`` with each fold's best validation metric and their mean
+    (UrbanSound8K's 10-fold protocol). Without folds, a plain :func:`fit`."""
     if not cfg.data.folds:
         return fit(cfg, out_dir, resume, progress)
     results = {}
     for k in cfg.data.folds:
         _log.info("fold %d of %s", k, cfg.data.folds)
-        results[k] = fit(copy.deepcopy(cfg), Path(out_dir) / f"fold{k}", resume, progress, fold=k)
+        # each fold's stored config names its fold, so `arinext eval RUN/fold3/best.pt` tests fold 3
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.data.folds = []
+        fold_cfg.data.dataset_args["fold"] = k
+        results[k] = fit(fold_cfg, Path(out_dir) / f"fold{k}", resume, progress)
     bests = [r["best"] for r in results.values()]
     summary = {
         "select_metric": cfg.select_metric,
