@@ -14,6 +14,7 @@ from arinext.train.checkpoint import load_checkpoint
 from arinext.train.config import load_config
 from arinext.train.data import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
+from arinext.train.report import EpochLogger, plot_curves
 from arinext.train.tasks import SingleLabelTask, make_task
 from arinext.train.trainer import fit_folds
 
@@ -179,3 +180,21 @@ def test_fit_folds_trains_each_fold_and_writes_summary(tmp_path):
     assert stored["dataset_args"]["fold"] == 2 and stored["folds"] == []
     saved = json.loads((tmp_path / "folds.json").read_text())
     assert saved["mean"] == pytest.approx(sum(saved["folds"].values()) / 2)
+
+
+def test_epoch_logger_csv_resume_truncation_and_tensorboard(tmp_path):
+    logger = EpochLogger(tmp_path, tensorboard=False)
+    for e in (1, 2, 3):
+        logger.log({"epoch": e, "train_loss": 1.0 / e})
+    logger.close()
+    resumed = EpochLogger(tmp_path, start_epoch=2, tensorboard=False)  # epoch 3 is redone after a crash
+    resumed.log({"epoch": 3, "train_loss": 0.5, "val_top1": 0.9})
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,val_top1" and [ln.split(",")[0] for ln in lines[1:]] == ["1", "2", "3"]
+    assert lines[-1] == "3,0.5,0.9"
+    assert plot_curves(resumed.rows, tmp_path / "curves.png").stat().st_size > 0
+    pytest.importorskip("tensorboard")
+    tb = EpochLogger(tmp_path / "tb_run")
+    tb.log({"epoch": 1, "train_loss": 0.7})
+    tb.close()
+    assert list((tmp_path / "tb_run" / "tb").glob("events.out.tfevents.*"))
