@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from arinext.train.metrics import (
     roc_auc,
     topk_accuracy,
 )
+from arinext.train.report import write_eval_report
 from arinext.train.tasks import MultiHeadTask, MultiLabelTask, SingleLabelTask, make_task
 
 stats = pytest.importorskip("scipy.stats")
@@ -108,3 +110,17 @@ def test_multi_head_task_loss_and_action_metrics():
     assert res.summary["action_top5"] == pytest.approx(brute)
     assert {"verb_top1", "noun_top5", "verb_mean_class_acc"} <= set(res.summary)
     assert set(res.per_class) == {"verb", "noun"}
+
+
+def test_eval_report_files_for_two_heads(tmp_path):
+    task = make_task({"verb": 3, "noun": 4})
+    g = torch.Generator().manual_seed(2)
+    scores = task.scores({"verb": torch.randn(20, 3, generator=g), "noun": torch.randn(20, 4, generator=g)})
+    target = {"verb": torch.randint(0, 3, (20,), generator=g), "noun": torch.randint(0, 4, (20,), generator=g)}
+    res = task.evaluate(scores, target)
+    content = write_eval_report({"training_form": res, "fused": res}, tmp_path, {"max_abs_prob_diff": 0.0})
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == content and saved["fused"]["action_top1"] == res.summary["action_top1"]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"per_class_verb.csv", "per_class_noun.csv", "confusion_verb.png", "confusion_noun.png"} <= names
+    assert len((tmp_path / "per_class_noun.csv").read_text().splitlines()) == 1 + 4
