@@ -120,14 +120,44 @@ def _resolve_amp(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.amp
 
 
-def _build_model(cfg: TrainConfig, num_classes: Any) -> nn.Module:
+def _build_model(cfg: TrainConfig, num_classes: Any, init: bool) -> nn.Module:
     model = create_model(cfg.model, num_classes=num_classes, **cfg.model_args)
-    if cfg.init_from:
+    if init and cfg.init_from:
         load_init_weights(model, cfg.init_from)
     if cfg.optim.freeze_bn:
         n = freeze_batchnorm(model)
         _log.info("froze %d BatchNorm layers (all but the stem's)", n)
     return model
+
+
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
+    """Load ``last.pt`` into ``model`` and ``optimizer``; return the loop state it holds."""
+    ckpt = load_checkpoint(path, map_location=device)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    _log.info("resuming %s after epoch %d", path, ckpt["epoch"])
+    return {k: ckpt[k] for k in ("epoch", "best", "best_epoch", "history", "rng")}
+
+
+def _validate(
+    net: nn.Module, cfg: TrainConfig, train_loader: Any, val_loader: Any, task: Any, device: torch.device, amp: bool,
+    progress: bool,
+) -> dict[str, float]:  # fmt: skip
+    """Precise-BN (if configured), then the validation metrics."""
+    if cfg.precise_bn_batches:
+        precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.optim.freeze_bn, amp)
+    summary = evaluate(net, val_loader, task, device, amp, progress, desc="val").summary
+    if cfg.select_metric not in summary:
+        raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
+    return summary
+
+
+def _write_epoch(out: Path, state: dict[str, Any], is_best: bool, logger: EpochLogger, row: dict[str, Any]) -> None:
+    save_checkpoint(state, out / "last.pt")
+    if is_best:  # best.pt is for evaluation and fine-tuning: no optimizer or RNG state
+        save_checkpoint({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
+    logger.log(row)
+    _log.info("epoch %d: %s", row["epoch"], ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
 
 
 def fit(
@@ -159,25 +189,22 @@ def fit(
     val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(train.num_classes, train.labels, train.multi_label)
 
-    model = _build_model(cfg, train.num_classes).to(device)
+    last_path = out / "last.pt"
+    resuming = resume and last_path.is_file()
+    if not resuming and last_path.is_file():
+        _log.warning("%s exists: starting a new run over it (--resume continues it)", last_path)
+    model = _build_model(cfg, train.num_classes, init=not resuming).to(device)
     optimizer = torch.optim.SGD(
         param_groups(model, cfg.optim.weight_decay),
         lr=cfg.optim.lr,
         momentum=cfg.optim.momentum,
         nesterov=cfg.optim.nesterov,
     )
-    start_epoch, best, best_epoch, history = 0, float("-inf"), -1, []
-    last_path = out / "last.pt"
-    rng_states = None
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, best, best_epoch = ckpt["epoch"], ckpt["best"], ckpt["best_epoch"]
-        history, rng_states = list(ckpt["history"]), ckpt["rng"]
-        _log.info("resuming %s after epoch %d", last_path, start_epoch)
-    elif resume:
-        _log.info("no %s: starting from scratch", last_path)
+    state = {"epoch": 0, "best": float("-inf"), "best_epoch": -1, "history": [], "rng": None}
+    if resuming:
+        state = _restore(last_path, model, optimizer, device)
+    start_epoch, best, best_epoch = state["epoch"], state["best"], state["best_epoch"]
+    history, rng_states = list(state["history"]), state["rng"]
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -201,30 +228,16 @@ def fit(
         stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.optim.freeze_bn, amp, progress)
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
-            if cfg.precise_bn_batches:
-                precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.optim.freeze_bn, amp)
-            result = evaluate(net, val_loader, task, device, amp, progress, desc="val")
-            row.update({f"val_{k}": v for k, v in result.summary.items()})
-            if cfg.select_metric not in result.summary:
-                raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(result.summary)}")
-            score = result.summary[cfg.select_metric]
-            if score > best:
-                best, best_epoch = score, epoch + 1
+            summary = _validate(net, cfg, train_loader, val_loader, task, device, amp, progress)
+            row.update({f"val_{k}": v for k, v in summary.items()})
+            if summary[cfg.select_metric] > best:
+                best, best_epoch = summary[cfg.select_metric], epoch + 1
         history.append(row)
-        rng = _gather_rng(info)
+        rng = _gather_rng(info)  # after everything that draws random numbers this epoch
         if info.is_main:
             extra = {**extra_static, "best": best, "best_epoch": best_epoch, "history": history, "rng": rng}
-            state = _checkpoint_state(model, optimizer, cfg, epoch + 1, extra)
-            save_checkpoint(state, last_path)
-            if best_epoch == epoch + 1:
-                save_checkpoint({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
-            logger.log(row)  # type: ignore[union-attr]
-            _log.info(
-                "epoch %d/%d: %s",
-                epoch + 1,
-                cfg.optim.epochs,
-                ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)),
-            )
+            ckpt = _checkpoint_state(model, optimizer, cfg, epoch + 1, extra)
+            _write_epoch(out, ckpt, best_epoch == epoch + 1, logger, row)  # type: ignore[arg-type]
         barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
