@@ -21,6 +21,7 @@ from arinext.bench.runner import _onnx_runner
 from arinext.layers import reparameterize_model
 from arinext.utils.complexity import count_macs
 
+_log = logging.getLogger("cpu_optimizations")
 ARIN = "audio_rep_inception_next"
 SLOWFAST = "slowfast_audio_r50"
 
@@ -50,7 +51,7 @@ def variants(cfg: BenchConfig, example: torch.Tensor, with_compile: bool) -> dic
         forms["ARIN full fold, mkldnn tensors"] = _mkldnn(base)
         forms["ARIN full fold, mkldnn tensors"](example)
     except (RuntimeError, NotImplementedError) as exc:
-        logging.warning("mkldnn path failed: %s", exc)
+        _log.warning("mkldnn path failed: %s", exc)
         forms.pop("ARIN full fold, mkldnn tensors", None)
     if with_compile:
         try:
@@ -58,7 +59,7 @@ def variants(cfg: BenchConfig, example: torch.Tensor, with_compile: bool) -> dic
             compiled(example)
             forms["ARIN `fast` + torch.compile"] = compiled
         except Exception as exc:  # noqa: BLE001  (any compiler failure is a result to report)
-            logging.warning("torch.compile failed: %s", exc)
+            _log.warning("torch.compile failed: %s", exc)
     forms["ARIN full fold, ONNX Runtime"] = _onnx_runner(
         reparameterize_model(base, fold="full"), example, torch.get_num_threads()
     )

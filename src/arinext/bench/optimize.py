@@ -39,7 +39,7 @@ class AxisCroppedDWConv2d(nn.Conv2d):
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
-        kh, kw = conv.kernel_size
+        kh = conv.kernel_size[0]
         if not self.is_eligible(conv):
             raise ValueError(f"not a stride-1 'same'-padded k x 1 / 1 x k depthwise conv: {conv}")
         super().__init__(

@@ -200,10 +200,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         static: dict[str, dict[str, Any]] = {}
         for batch in cfg.batch_sizes:
             example = torch.randn(batch, 1, frames, mels, device=cfg.device)
-            modules, runners = {}, {}
+            runners: dict[str, Callable[[], Any]] = {}
             for cand in candidates:
                 module, runner = build_form(*_split(cand), cfg, example)
-                modules[cand] = module
                 runners[cand] = lambda r=runner, x=example: r(x)
                 if cand not in static:
                     static[cand] = {
@@ -220,9 +219,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 memory = {c: _memory(c, r, cfg) for c, r in runners.items()} if cfg.measure_memory else {}
             matmul = stats.pop(_MATMUL, None)
             matmul_gmacs = cfg.roofline_matmul**3 / (matmul.median_ms * 1e-3) / 1e9 if matmul else None
-            result["rows"].extend(
-                _rows(label, frames, mels, batch, stats, static, memory, cfg.reference, matmul_gmacs)
-            )
+            result["rows"].extend(_rows(label, frames, mels, batch, stats, static, memory, cfg.reference, matmul_gmacs))
     return result
 
 
