@@ -33,9 +33,9 @@ def test_slowfast_conv_macs_at_vggsound_input() -> None:
 
 
 def test_audio_inception_next_same_convs_as_rep_training_form() -> None:
-    shape = (1, 1, 128, 64)
-    ain = arinext.create_model("audio_inception_next", num_classes=10)
-    rep = arinext.create_model("audio_rep_inception_next", num_classes=10)
+    shape, arch = (1, 1, 64, 32), {"depths": (2, 1, 1, 1), "dims": (8, 16, 32, 64)}
+    ain = arinext.create_model("audio_inception_next", num_classes=10, **arch)
+    rep = arinext.create_model("audio_rep_inception_next", num_classes=10, **arch)
     assert count_macs(ain, shape) == count_macs(rep, shape)
     assert count_params(ain) == count_params(rep)
 

@@ -1,6 +1,7 @@
 """arinext: AudioRepInceptionNeXt for audio recognition, from training to deployment."""
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
+from .bench.optimize import optimize_for_inference
 from .hub import load_pretrained, save_pretrained
 from .inference import AudioClassifier
 from .layers import reparameterize_model
@@ -20,6 +21,7 @@ __all__ = [
     "list_models",
     "load_official_checkpoint",
     "load_pretrained",
+    "optimize_for_inference",
     "save_pretrained",
     "reparameterize_model",
 ]
