@@ -54,7 +54,9 @@ def main() -> None:
     print(f"{args.model}, batch {args.batch}, {args.frames}x128, {args.threads} threads\n")
     print("| training step | median s | clips/s | vs NCHW |\n|---|---:|---:|---:|")
     for name, st in stats.items():
-        print(f"| {name} | {st.median_ms / 1e3:.2f} | {args.batch / st.median_ms * 1e3:.1f} | {ref / st.median_ms:.2f}x |")
+        print(
+            f"| {name} | {st.median_ms / 1e3:.2f} | {args.batch / st.median_ms * 1e3:.1f} | {ref / st.median_ms:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

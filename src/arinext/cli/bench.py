@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.sizes, cfg.batch_sizes, cfg.runs, cfg.warmup = ["64x32"], [1, 2], 2, 1
         cfg.model_kwargs = {"depths": (1, 1, 1, 1)}
         cfg.roofline_matmul, cfg.roofline_copy_mib = 256, 8
-        cfg.candidates = [c.replace("audio_rep_inception_next:", "audio_rep_inception_next_tiny:") for c in cfg.candidates]
+        cfg.candidates = [
+            c.replace("audio_rep_inception_next:", "audio_rep_inception_next_tiny:") for c in cfg.candidates
+        ]
         cfg.reference = cfg.reference.replace("audio_rep_inception_next:", "audio_rep_inception_next_tiny:")
     accuracy = _parse_accuracy(args.accuracy)
     result = run_bench(cfg)
