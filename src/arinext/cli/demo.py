@@ -1,71 +1,60 @@
-"""``arinext demo``: the smallest honest end-to-end path.
-
-Synthesises a chirp, computes the paper's log-mel features, runs the training-form model, fuses it
-(the paper's fold and the full deploy fold), checks that all three give the same logits and prints
-parameters, multiply-accumulates and the largest output difference. Weights are random: the demo
-shows the machinery, not accuracy.
-"""
+"""``arinext demo``: train, evaluate, fuse, export, classify and time a keyword spotter, offline."""
 
 from __future__ import annotations
 
 import argparse
-import math
 
-import torch
-
-from ..audio.frontend import LogMel, get_preset, PRESETS
-from ..layers.reparam import reparameterize_model
-from ..models import create_model, list_models
-from ..utils.complexity import count_macs, count_params
+from ..demo import DemoOptions, run_demo
+from ..models import list_models
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="end-to-end check: waveform -> log-mel -> model -> fused model, with sizes")
-    p.add_argument("--model", default="audio_rep_inception_next", choices=list_models("audio_rep_inception_next*"))
-    p.add_argument("--preset", default="vggsound", choices=sorted(PRESETS))
-    p.add_argument("--num-classes", type=int, default=309)
-    p.add_argument("--seed", type=int, default=0)
+    defaults = DemoOptions()
+    p = sub.add_parser(
+        "demo",
+        help="end to end on the bundled keyword sample: train, test, fuse, export ONNX/int8, classify, benchmark",
+        description="Trains a small AudioRepInceptionNeXt on the bundled ten-word sample (or a dataset in the "
+        "Speech Commands V2 layout), tests it on unseen speakers, checks fused = unfused = ONNX, classifies a "
+        "clip, times the forms against Slow-Fast and writes OUT/report.md.",
+    )
+    p.add_argument("--out", default=defaults.out, help=f"output directory (default {defaults.out})")
+    p.add_argument("--data", default=None, help="dataset in the Speech Commands V2 layout (default: bundled sample)")
+    p.add_argument("--model", default=defaults.model, choices=list_models("audio_rep_inception_next*"))
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help=f"training epochs (default {defaults.epochs})")
+    p.add_argument("--lr", type=float, default=defaults.lr, help=f"base learning rate (default {defaults.lr})")
+    p.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading workers")
+    p.add_argument("--bench-runs", type=int, default=defaults.bench_runs, help="timed runs per model")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
-def _chirp(seconds: float, sr: int) -> torch.Tensor:
-    t = torch.arange(int(round(seconds * sr)), dtype=torch.float64) / sr
-    f0, f1 = 100.0, sr / 2.5
-    phase = 2 * math.pi * (f0 * t + (f1 - f0) / (2 * seconds) * t**2)
-    return (0.5 * torch.sin(phase)).float()
-
-
-@torch.no_grad()
 def run(args: argparse.Namespace) -> int:
-    torch.manual_seed(args.seed)
-    cfg = get_preset(args.preset)
-    wave = _chirp(cfg.clip_seconds, cfg.sample_rate)
-    spec = LogMel(cfg)(wave)
-    model = create_model(args.model, num_classes=args.num_classes)
-    # Random BN affine parameters (the zero-initialised last BN of each block would otherwise hide the
-    # mixers entirely) and statistics settled on a few batches, so that the fusion has real work to do.
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.normal_(0.0, 0.2)
-    model.train()
-    for _ in range(3):
-        model(spec + torch.randn(4, *spec.shape[1:]))
-    model.eval()
-    paper = reparameterize_model(model)
-    full = reparameterize_model(model, fold="full")
-    y, y_paper, y_full = model(spec), paper(spec), full(spec)
-    scale = y.abs().max().item()
-    shape = tuple(spec.shape)
-    print(f"arinext demo: {args.model}, {args.num_classes} classes, random weights (no training)")
-    print(f"  input   {cfg.clip_seconds} s chirp at {cfg.sample_rate} Hz -> log-mel {shape} ({args.preset} preset)")
-    rows = [("training form", model, y), ("fused (paper)", paper, y_paper), ("fused (full fold)", full, y_full)]
-    print(f"  {'form':<18} {'params':>12} {'conv GMACs':>11} {'max |logit diff|':>17}")
-    for label, m, out in rows:
-        macs = count_macs(m, shape)["conv"] / 1e9
-        diff = (out - y).abs().max().item()
-        print(f"  {label:<18} {count_params(m):>12,} {macs:>11.3f} {diff:>17.2e}")
-    worst = max((y_paper - y).abs().max().item(), (y_full - y).abs().max().item())
-    ok = worst <= 1e-5 * max(1.0, scale)
-    print(f"  logit scale {scale:.3f}; fused outputs {'match' if ok else 'DO NOT match'} (tolerance 1e-5 x scale)")
-    return 0 if ok else 1
+    opts = DemoOptions(
+        out=args.out,
+        data=args.data,
+        model=args.model,
+        epochs=args.epochs,
+        lr=args.lr,
+        num_workers=args.workers,
+        bench_runs=args.bench_runs,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    r = run_demo(opts)
+    n = r["test_clips"]
+    print(f"\narinext demo: {r['model']} on {len(r['words'])} words, {n} test clips from unseen speakers")
+    print(f"  {'form':<26} {'test top-1':>10}  {'same predictions':>16}")
+    for name, row in r["fusion"].items():
+        print(f"  {name:<26} {row['accuracy']:>10.1%}  {row['same_predictions']:>10}/{n}")
+    e = r["export"]
+    print(f"  {'ONNX Runtime fp32':<26} {e['onnx_accuracy']:>10.1%}  {e['onnx_same_predictions']:>10}/{n}")
+    print(f"  {'ONNX Runtime int8':<26} {e['int8_accuracy']:>10.1%}")
+    top = r["classify"]["top3"][0]
+    print(f"  classifier on {r['classify']['file']}: {top['label']} ({top['score']:.2f})")
+    print(f"  {'latency, batch 1':<26} {'median ms':>10}")
+    for name, row in r["latency"].items():
+        print(f"  {name:<26} {row['median_ms']:>10.2f}")
+    print(f"  report: {opts.out}/report.md")
+    same = all(row["same_predictions"] == n for row in r["fusion"].values()) and e["onnx_same_predictions"] == n
+    return 0 if same else 1

@@ -37,7 +37,7 @@ __all__ = [
 SUBSETS = ("training", "validation", "testing")
 _BAD_CLIP_POLICIES = ("error", "skip")
 # Free-form mappings: their sub-keys are checked by the component that receives them.
-_OPEN_DICTS = {"model_args", "dataset_args", "frontend"}
+_OPEN_DICTS = {"model_args", "dataset_args", "frontend", "spec_augment_args"}
 
 
 @dataclass
@@ -57,6 +57,12 @@ class DataConfig:
         eval_batch_size: batch size for evaluation; ``None`` uses ``batch_size``.
         num_workers: data-loading worker processes per training process.
         spec_augment: SpecAugment on training crops (the paper's recipes: on).
+        spec_augment_args: keyword arguments of :class:`arinext.audio.augment.SpecAugment` (mask widths
+            and counts); empty means the paper's values (W=5, F=27, T=25, two masks each).
+        background_noise: folder of noise recordings mixed into training clips at a random SNR
+            (``"auto"``: the dataset's ``_background_noise_`` folder); ``None`` turns it off.
+        noise_snr_db: ``[low, high]`` SNR range in dB for the background noise.
+        noise_p: probability that a training clip gets background noise.
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
         on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
         cache_dir: feature cache directory passed to the dataset, or ``None``.
@@ -75,6 +81,10 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int = 4
     spec_augment: bool = True
+    spec_augment_args: dict[str, Any] = field(default_factory=dict)
+    background_noise: str | None = None
+    noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 20.0])
+    noise_p: float = 0.8
     test_views: int | None = None
     on_bad_clip: str = "skip"
     cache_dir: str | None = None
@@ -209,7 +219,7 @@ def _typed(key: str, default: Any, value: Any) -> Any:
 
 
 # fields whose default is set but may be nulled
-_NULLABLE = {"data.preset", "data.eval_batch_size", "data.test_views", "data.cache_dir", "init_from"}
+_NULLABLE = {"data.preset", "data.eval_batch_size", "data.test_views", "data.cache_dir", "data.background_noise", "init_from"}
 
 
 _NESTED: dict[str, type] = {"data": DataConfig, "optim": OptimConfig}

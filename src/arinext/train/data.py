@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -127,11 +128,17 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) 
     manifest = get_manifest(data.dataset, data.root, subset, **kwargs)
     if not manifest.records:
         raise ValueError(f"{data.dataset!r} subset {subset!r} under {data.root!r} has no clips")
-    spec_augment = None
+    spec_augment, noise = None, None
     if training and data.spec_augment:
         from ..audio.augment import SpecAugment
 
-        spec_augment = SpecAugment(seed=seed)
+        spec_augment = SpecAugment(seed=seed, **data.spec_augment_args)
+    if training and data.background_noise:
+        from ..audio.augment import BackgroundNoise
+
+        folder = Path(data.root) / "_background_noise_" if data.background_noise == "auto" else Path(data.background_noise)
+        low, high = data.noise_snr_db
+        noise = BackgroundNoise(folder, frontend.sample_rate, snr_db=(low, high), p=data.noise_p, seed=seed)
     ds = AudioClipDataset(
         manifest,
         frontend,
@@ -139,6 +146,7 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) 
         views=views,
         on_bad_clip=data.on_bad_clip,
         spec_augment=spec_augment,
+        waveform_transform=noise,
         cache_dir=data.cache_dir,
         seed=seed,
     )

@@ -1,0 +1,42 @@
+"""The end-to-end demo, shortened to two epochs: every phase runs and the report tells the truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arinext.cli import main
+from arinext.demo import bundled_sample
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--out", str(out), "--epochs", "2", "--bench-runs", "2", "--workers", "0", "-q"])
+    return out, code
+
+
+def test_demo_runs_every_phase_and_writes_the_report(demo_run, capsys):
+    out, code = demo_run
+    assert code == 0  # fused, fully folded and ONNX predictions equal the training form's on every test clip
+    results = json.loads((out / "results.json").read_text())
+    n = results["test_clips"]
+    assert n == 130 and results["words"][:2] == ["down", "go"] and len(results["words"]) == 10
+    for row in results["fusion"].values():
+        assert row["same_predictions"] == n and row["max_abs_logit_diff"] < 1e-4
+    assert results["export"]["onnx_same_predictions"] == n
+    assert results["export"]["onnx_check_max_abs_diff"] < 1e-4
+    assert set(results["latency"]) >= {"ARIN training form", "ARIN fused (full fold)", "slowfast_audio_r50 (eager)"}
+    top3 = results["classify"]["top3"]
+    assert len(top3) == 3 and top3[0]["score"] >= top3[1]["score"] and top3[0]["label"] in results["words"]
+    report = (out / "report.md").read_text()
+    for png in ("train/curves.png", "eval/confusion.png", "latency.png"):
+        assert f"]({png})" in report and (out / png).is_file()
+    assert f"{results['fusion']['training form']['accuracy']:.1%}" in report
+    assert (out / "model.onnx").is_file() and (out / "model.int8.onnx").is_file()
+
+
+def test_bundled_sample_is_found():
+    root = bundled_sample()
+    assert (root / "testing_list.txt").is_file() and (root / "_background_noise_").is_dir()
