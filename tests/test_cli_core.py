@@ -25,10 +25,13 @@ def test_models_lists_counts(capsys):
     assert "11,834,869" in out
 
 
-def test_demo_checks_fusion(capsys):
-    assert main(["demo", "--model", "audio_rep_inception_next_tiny", "--preset", "speech_commands_v2", "--num-classes", "5"]) == 0
+def test_models_verify_checks_every_fold(capsys):
+    assert main(["models", "audio_rep_inception_next_tiny", "--verify", "--input", "128x64", "--num-classes", "5"]) == 0
     out = capsys.readouterr().out
-    assert "fused outputs match" in out and "(1, 1, 512, 128)" in out
+    assert "fused (full fold)" in out and "relative to the logit scale" in out
+    diffs = [float(line.split()[-1]) for line in out.splitlines() if line.strip().startswith(("training", "fused"))]
+    assert len(diffs) == 3 and diffs[0] == 0.0 and max(diffs) < 1e-4
+    assert main(["models", "audio_rep*", "--input", "big"]) == 2
 
 
 def test_console_entry_point_runs():

@@ -1,24 +1,80 @@
-"""``arinext models``: list the registered models with their size."""
+"""``arinext models``: list the registered models with their size; ``--verify`` checks every fold.
+
+With ``--verify`` each model is built with random weights and random BatchNorm parameters and
+statistics (the zero-initialised last BN of each block would otherwise hide the mixers), then fused
+with the paper's fold and the full deploy fold; the command prints parameters and multiply-accumulates
+of each form and the largest logit difference to the training form on a random spectrogram.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+import torch
+
+from ..layers.reparam import reparameterize_model
 from ..models import create_model, list_models
-from ..utils.complexity import count_params
+from ..utils.complexity import count_macs, count_params
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list registered models and their parameter counts")
+    p = sub.add_parser("models", help="list registered models and their sizes; --verify checks fused = unfused")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'audio_rep*'")
     p.add_argument("--num-classes", type=int, default=309, help="head size used for the counts (default 309)")
+    p.add_argument("--verify", action="store_true", help="fuse each model (paper and full fold) and compare logits")
+    p.add_argument("--input", default="512x128", help="T x F of the spectrogram for MACs and --verify (default 512x128)")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
+
+
+def _parse_input(text: str) -> tuple[int, int, int, int]:
+    try:
+        t, f = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--input must look like 512x128, got {text!r}") from None
+    return (1, 1, t, f)
+
+
+@torch.no_grad()
+def _verify(name: str, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[float, list[tuple[str, int, int, float]]]:
+    torch.manual_seed(seed)
+    model = create_model(name, num_classes=num_classes)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0.0, 0.2)
+            m.running_mean.normal_(0.0, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.randn(*shape)
+    y = model(x)
+    rows = []
+    for label, fold in (("training form", None), ("fused (paper)", "paper"), ("fused (full fold)", "full")):
+        m = model if fold is None else reparameterize_model(model, fold=fold)
+        rows.append((label, count_params(m), count_macs(m, shape)["total"], float((m(x) - y).abs().max())))
+    return float(y.abs().max()), rows
 
 
 def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern)
-    width = max((len(n) for n in names), default=10)
-    print(f"{'model':<{width}}  params ({args.num_classes} classes)")
+    if not names:
+        raise ValueError(f"no registered model matches {args.pattern!r}")
+    shape = _parse_input(args.input)
+    if not args.verify:
+        width = max(len(n) for n in names)
+        print(f"{'model':<{width}}  {'params':>12}  GMACs at {args.input} ({args.num_classes} classes)")
+        for name in names:
+            m = create_model(name, num_classes=args.num_classes)
+            print(f"{name:<{width}}  {count_params(m):>12,}  {count_macs(m, shape)['total'] / 1e9:.3f}")
+        return 0
+    worst = 0.0
     for name in names:
-        print(f"{name:<{width}}  {count_params(create_model(name, num_classes=args.num_classes)):,}")
-    return 0
+        print(f"{name} ({args.num_classes} classes, input {shape}, random weights and BN statistics)")
+        print(f"  {'form':<18} {'params':>12} {'GMACs':>7} {'max |logit diff|':>17}")
+        scale, rows = _verify(name, args.num_classes, shape, args.seed)
+        for label, params, macs, diff in rows:
+            print(f"  {label:<18} {params:>12,} {macs / 1e9:>7.3f} {diff:>17.2e}")
+            worst = max(worst, diff / max(1.0, scale))
+        print(f"  largest |logit| {scale:.3g}")
+    print(f"largest difference relative to the logit scale: {worst:.2e} (tolerance 1e-5)")
+    return 0 if worst < 1e-5 else 1
