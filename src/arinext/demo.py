@@ -102,8 +102,13 @@ def _train(opts: DemoOptions, root: Path, words: list[str], out: Path) -> dict[s
     return fit(cfg, out, progress=opts.progress)
 
 
-def _test_inputs(root: Path, words: list[str], fe: FrontendConfig) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    manifest = get_manifest("speech_commands_v2", root, "testing", labels=words)
+def _split_inputs(
+    root: Path, words: list[str], fe: FrontendConfig, subset: str, limit: int | None = None
+) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Log-mels (no augmentation), targets and paths of one subset; ``limit`` clips spread over all words."""
+    manifest = get_manifest("speech_commands_v2", root, subset, labels=words)
+    if limit is not None:
+        manifest.records = manifest.records[:: max(1, len(manifest.records) // limit)][:limit]
     ds = AudioClipDataset(manifest, fe, training=False, on_bad_clip="error")
     xs, ys = [], []
     for batch in make_loader(ds, 64, False, 0):
@@ -209,7 +214,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     from .hub import load_pretrained
 
     best = load_pretrained(out / "train" / "pretrained")
-    x, y, paths = _test_inputs(root, words, fe)
+    x, y, paths = _split_inputs(root, words, fe, "testing")
     forms = {
         "training form": best,
         "fused (paper)": reparameterize_model(best),
@@ -235,7 +240,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     report = export_onnx(best, out / "model.onnx", frontend=fe, labels=words)
     session = onnx_session(out / "model.onnx")
     onnx_pred = onnx_logits(session, x.numpy()).argmax(-1)
-    calib = [batch[:16] for batch in x[: min(len(x), 128)].split(16)]
+    # calibration ranges come from training clips, never from the test clips being scored
+    calib = list(_split_inputs(root, words, fe, "training", limit=128)[0].split(16))
     quantize_onnx(out / "model.onnx", out / "model.int8.onnx", mode="static", calibration=calib)
     int8_pred = onnx_logits(onnx_session(out / "model.int8.onnx"), x.numpy()).argmax(-1)
     results["export"] = {

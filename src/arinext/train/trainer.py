@@ -194,6 +194,8 @@ def fit(
     if not resuming and last_path.is_file():
         _log.warning("%s exists: starting a new run over it (--resume continues it)", last_path)
     model = _build_model(cfg, train.num_classes, init=not resuming).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # convs then emit NHWC activations
     optimizer = torch.optim.SGD(
         param_groups(model, cfg.optim.weight_decay),
         lr=cfg.optim.lr,
