@@ -37,21 +37,15 @@ from arinext.bench.measure import time_interleaved
 from arinext.data import AudioClipDataset, get_manifest, make_loader
 from arinext.export import compare_onnx_models, export_onnx, export_torchscript, onnx_session, quantize_onnx
 from arinext.inference import AudioClassifier
+from arinext.layers import randomize_batchnorm
 
 log = logging.getLogger("deploy_latency")
 PRESET = "vggsound"
 
 
 def _randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random BN running statistics (the affine init is kept) so that the fold is not trivially exact."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            with torch.no_grad():
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-    return model.eval()
+    """Random BN parameters and statistics so that the fold is not trivially exact; eval mode."""
+    return randomize_batchnorm(model, seed).eval()
 
 
 def latency(model_name: str, runs: int, workdir: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from ..audio.frontend import PRESETS, FrontendConfig
-from ..layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
+from ..layers.reparam import ReparamMultiKernelDWConv, randomize_batchnorm, reparameterize_model
 from ..models import create_model
 from ..utils.complexity import count_macs, count_params
 from .measure import LatencyStats, peak_forward_memory, roofline, time_interleaved
@@ -96,18 +96,6 @@ def _split(candidate: str) -> tuple[str, str]:
     return name, form
 
 
-def _randomize_bn(model: nn.Module, seed: int) -> None:
-    """Non-trivial BN statistics, so that folding has real work to do (timing only; weights are random)."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
-            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)  # type: ignore[union-attr]
-            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)  # type: ignore[union-attr]
-
-
 def _export_onnx(model: nn.Module, example: torch.Tensor, path: str) -> str:
     """Export with ``arinext.export.export_onnx`` when that module is installed, else ``torch.onnx``."""
     try:
@@ -144,7 +132,7 @@ def build_form(name: str, form: str, cfg: BenchConfig, example: torch.Tensor) ->
     """(module for params/MACs, callable for timing) of one candidate."""
     torch.manual_seed(cfg.seed)
     base = create_model(name, num_classes=cfg.num_classes, **cfg.model_kwargs)
-    _randomize_bn(base, cfg.seed)
+    randomize_batchnorm(base, cfg.seed)  # non-trivial BNs, so folding has real work to do
     base = base.eval().to(cfg.device)
     if form == "train":
         return base, base

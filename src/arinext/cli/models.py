@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from ..layers.reparam import reparameterize_model
+from ..layers.reparam import randomize_batchnorm, reparameterize_model
 from ..models import create_model, list_models
 from ..utils.complexity import count_macs, count_params
 
@@ -38,14 +38,7 @@ def _parse_input(text: str) -> tuple[int, int, int, int]:
 @torch.no_grad()
 def _verify(name: str, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[float, list[tuple[str, int, int, float]]]:
     torch.manual_seed(seed)
-    model = create_model(name, num_classes=num_classes)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.normal_(0.0, 0.2)
-            m.running_mean.normal_(0.0, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    model.eval()
+    model = randomize_batchnorm(create_model(name, num_classes=num_classes), seed).eval()
     x = torch.randn(*shape)
     y = model(x)
     rows = []

@@ -4,6 +4,7 @@ from .reparam import (
     ReparamMultiKernelDWConv,
     fuse_conv_bn,
     pad_kernel_to,
+    randomize_batchnorm,
     reparameterize_model,
     unwrap_model,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "ReparamMultiKernelDWConv",
     "fuse_conv_bn",
     "pad_kernel_to",
+    "randomize_batchnorm",
     "reparameterize_model",
     "unwrap_model",
 ]
