@@ -17,10 +17,12 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	PYTHON=$(PYTHON) bash tests/core_install.sh
 	$(PY) -m pytest -n 2 -q
 
 demo: $(STAMP)
 	$(VENV)/bin/arinext demo
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-core build dist src/*.egg-info .pytest_cache

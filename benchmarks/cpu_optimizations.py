@@ -11,15 +11,18 @@ from __future__ import annotations
 import argparse
 import logging
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-from arinext.bench import BenchConfig, build_form, optimize_for_inference, time_interleaved
-from arinext.bench.runner import _onnx_runner
+from arinext.apps.bench import BenchConfig, build_form
+from arinext.apps.bench.runner import onnx_runner
+from arinext.deploy import optimize_for_inference
 from arinext.layers import reparameterize_model
 from arinext.utils.complexity import count_macs
+from arinext.utils.timing import time_interleaved
 
 _log = logging.getLogger("cpu_optimizations")
 ARIN = "audio_rep_inception_next"
@@ -60,7 +63,7 @@ def variants(cfg: BenchConfig, example: torch.Tensor, with_compile: bool) -> dic
             forms["ARIN `fast` + torch.compile"] = compiled
         except Exception as exc:  # noqa: BLE001  (any compiler failure is a result to report)
             _log.warning("torch.compile failed: %s", exc)
-    forms["ARIN full fold, ONNX Runtime"] = _onnx_runner(
+    forms["ARIN full fold, ONNX Runtime"] = onnx_runner(
         reparameterize_model(base, fold="full"), example, torch.get_num_threads()
     )
     return {name: (lambda f=f, x=example: f(x)) for name, f in forms.items()}

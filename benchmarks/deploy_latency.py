@@ -33,11 +33,17 @@ import soundfile as sf
 import torch
 
 import arinext
-from arinext.bench.measure import time_interleaved
 from arinext.data import AudioClipDataset, get_manifest, make_loader
-from arinext.export import compare_onnx_models, export_onnx, export_torchscript, onnx_session, quantize_onnx
-from arinext.inference import AudioClassifier
+from arinext.deploy import (
+    AudioClassifier,
+    compare_onnx_models,
+    export_onnx,
+    export_torchscript,
+    onnx_session,
+    quantize_onnx,
+)
 from arinext.layers import randomize_batchnorm
+from arinext.utils.timing import time_interleaved
 
 log = logging.getLogger("deploy_latency")
 PRESET = "vggsound"

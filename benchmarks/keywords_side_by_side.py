@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arinext.apps.demo import DemoOptions, bundled_sample, featurize_subset, train_demo_model
 from arinext.audio.frontend import get_preset
-from arinext.bench import optimize_for_inference
-from arinext.bench.measure import time_interleaved
-from arinext.demo import DemoOptions, _split_inputs, _train, _words, bundled_sample
-from arinext.hub import load_pretrained
+from arinext.checkpoints import load_pretrained
+from arinext.data.manifests.speech_commands import word_folders
+from arinext.deploy import optimize_for_inference
+from arinext.utils.timing import time_interleaved
 
 
 def main() -> None:
@@ -34,20 +35,20 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(2)
     root, out = bundled_sample(), Path(args.out)
-    words = _words(root)
+    words = word_folders(root)
     base = DemoOptions()
     fe = get_preset("speech_commands_v2", **base.frontend)
-    x, y, _ = _split_inputs(root, words, fe, "testing")
+    x, y, _ = featurize_subset(root, words, fe, "testing")
     rows, models = {}, {}
     for name in args.models:
         probe = DemoOptions(model=name, epochs=1, progress=False, out=str(out / f"{name}-probe"))
         tic = time.perf_counter()
-        _train(probe, root, words, out / f"{name}-probe")
+        train_demo_model(probe, root, words, out / f"{name}-probe")
         epoch_s = time.perf_counter() - tic
         epochs = max(1, int(args.minutes * 60 / epoch_s))
         opts = DemoOptions(model=name, epochs=epochs, progress=False, out=str(out / name))
         tic = time.perf_counter()
-        run = _train(opts, root, words, out / name)
+        run = train_demo_model(opts, root, words, out / name)
         seconds = time.perf_counter() - tic
         model = load_pretrained(out / name / "pretrained")
         with torch.no_grad():

@@ -14,9 +14,10 @@ import time
 from collections import defaultdict
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-from arinext.bench import BenchConfig, build_form, optimize_for_inference
+from arinext.apps.bench import BenchConfig, build_form
+from arinext.deploy import optimize_for_inference
 from arinext.layers import reparameterize_model
 
 

@@ -8,14 +8,14 @@ One step = forward, cross-entropy, backward, SGD (Nesterov, momentum 0.9) on a r
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 import arinext
-from arinext.bench import time_interleaved
+from arinext.utils.timing import time_interleaved
 
 
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> Callable[[], None]:

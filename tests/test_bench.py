@@ -6,20 +6,13 @@ import json
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import arinext
-from arinext.bench import (
-    AxisCroppedDWConv2d,
-    LatencyStats,
-    crop_depthwise_kernels,
-    optimize_for_inference,
-    parse_size,
-    peak_forward_memory,
-    roofline,
-    time_interleaved,
-)
+from arinext.apps.bench import parse_size, peak_forward_memory, roofline
 from arinext.cli import main
+from arinext.deploy import AxisCroppedDWConv2d, crop_depthwise_kernels, optimize_for_inference
+from arinext.utils.timing import LatencyStats, time_interleaved
 
 
 def _randomized(model: nn.Module) -> nn.Module:

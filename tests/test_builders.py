@@ -12,20 +12,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from arinext.audio.io import load_audio
-from arinext.builders import (
+from arinext.apps.builders import (
     GM_PROGRAMS,
-    NSYNTH_FAMILIES,
     DatasetExistsError,
     EngineNotFoundError,
     build_instruments,
     build_keywords,
 )
-from arinext.builders._common import prepare_output
-from arinext.builders.instruments import SOUNDFONTS, midi_file, plan_notes
-from arinext.builders.keywords import CORE_WORDS, assign_splits, finish_clip, speaker_id
-from arinext.builders.noise import colored_noise
+from arinext.apps.builders._common import prepare_output
+from arinext.apps.builders.instruments import SOUNDFONTS, midi_file, plan_notes
+from arinext.apps.builders.keywords import assign_splits, finish_clip, speaker_id
+from arinext.apps.builders.noise import colored_noise
+from arinext.audio.io import load_audio
 from arinext.cli import main
+from arinext.data.vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
+from arinext.data.vocab import SPEECH_COMMANDS_CORE_WORDS as CORE_WORDS
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "arinext" / "assets" / "keywords10"
 needs_espeak = pytest.mark.skipif(
@@ -46,7 +47,7 @@ def _read_layout(root: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
     val = set((root / "validation_list.txt").read_text().split())
     test = set((root / "testing_list.txt").read_text().split())
     clips = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*_nohash_*.*"))
-    split = {c: "test" if c in test else "validation" if c in val else "train" for c in clips}
+    split = {c: "testing" if c in test else "validation" if c in val else "training" for c in clips}
     assert val | test <= set(clips), "lists name files that do not exist"
     with open(root / "manifest.csv", newline="") as f:
         return split, list(csv.DictReader(f))
@@ -79,8 +80,8 @@ def test_keywords_layout_and_splits(tiny_keywords: Path) -> None:
     assert {r["path"]: r["split"] for r in rows} == split
     assert {r["label"] for r in rows} == {"yes", "no"} and all(r["path"].startswith(r["label"] + "/") for r in rows)
     splits_of = _check_speaker_disjoint(split)
-    counts = {s: sum(v == {s} for v in splits_of.values()) for s in ("train", "validation", "test")}
-    assert counts == {"train": 3, "validation": 1, "test": 2}
+    counts = {s: sum(v == {s} for v in splits_of.values()) for s in ("training", "validation", "testing")}
+    assert counts == {"training": 3, "validation": 1, "testing": 2}
     for r in rows:  # file prefix is the hashed modelled voice (accent x variant)
         assert r["path"].split("/")[1].startswith(speaker_id(r["speaker"]) + "_nohash_")
         assert r["speaker"] == f"espeak-{r['voice']}"
@@ -148,9 +149,9 @@ def test_assign_splits_is_deliberate_and_balanced() -> None:
     speakers += ["cmu-slt", "cmu-kal", "cmu-awb", "cmu-rms", "cmu-ked"]
     split = assign_splits(speakers, val=10, test=12, seed=0)
     assert sorted(split) == sorted(speakers)
-    assert [sum(s == k for s in split.values()) for k in ("train", "validation", "test")] == [83, 10, 12]
+    assert [sum(s == k for s in split.values()) for k in ("training", "validation", "testing")] == [83, 10, 12]
     for accent in ("en", "en-us", "en-029", "en-gb-x-rp"):  # every accent in the test split
-        assert 2 <= sum(split[s] == "test" for s in speakers if s.startswith(f"espeak-{accent}+")) <= 4
+        assert 2 <= sum(split[s] == "testing" for s in speakers if s.startswith(f"espeak-{accent}+")) <= 4
     assert assign_splits(speakers, 10, 12, seed=0) == split != assign_splits(speakers, 10, 12, seed=1)
     with pytest.raises(ValueError, match="leave any for training"):
         assign_splits(speakers[:5], val=2, test=3, seed=0)
@@ -210,20 +211,20 @@ def test_instruments_nsynth_layout(tmp_path: Path) -> None:
     n_planned = len(plan_notes(["x"], programs=[0, 73], velocities=(50, 127), pitch_step=12))
     seen: dict[tuple[int, int, int], str] = {}
     total = 0
-    for split in ("train", "valid", "test"):
-        examples = json.loads((root / f"nsynth-{split}" / "examples.json").read_text())
+    for split, folder in NSYNTH_FOLDERS.items():
+        examples = json.loads((root / folder / "examples.json").read_text())
         assert len(examples) == result.notes[split] and len(
-            list((root / f"nsynth-{split}" / "audio").iterdir())
+            list((root / folder / "audio").iterdir())
         ) == len(examples)
         total += len(examples)
         for key, ex in examples.items():
             assert ex["note_str"] == key
             family = {0: "keyboard", 73: "flute"}[ex["program"]]
-            assert ex["instrument_family_str"] == family and ex["instrument_family"] == NSYNTH_FAMILIES[family]
+            assert ex["instrument_family_str"] == family and ex["instrument_family"] == NSYNTH_FAMILIES.index(family)
             assert ex["instrument_source_str"] == "acoustic" and ex["sample_rate"] == 16000
             assert key == f"{family}_acoustic_{ex['program']:03d}-{ex['pitch']:03d}-{ex['velocity']:03d}"
             assert seen.setdefault((ex["program"], ex["pitch"], ex["velocity"]), split) == split
-            x, sr = sf.read(root / f"nsynth-{split}" / "audio" / f"{key}.wav", dtype="float32")
+            x, sr = sf.read(root / folder / "audio" / f"{key}.wav", dtype="float32")
             assert sr == 16000 and x.shape == (64000,)
             assert np.abs(x[:1600]).max() > 1e-3, "the note must start at onset"
             assert np.abs(x[-800:]).max() < np.abs(x).max()
@@ -255,7 +256,7 @@ def test_bundled_sample_promises() -> None:
         for path, s in split.items():
             if path.startswith(word + "/"):
                 speakers[s].add(path.split("/")[1].split("_nohash_")[0])
-        assert len(speakers["test"]) >= 10 and len(speakers["validation"]) >= 5 and len(speakers["train"]) >= 40
+        assert len(speakers["testing"]) >= 10 and len(speakers["validation"]) >= 5 and len(speakers["training"]) >= 40
     assert 1 <= len(list((ASSET / "_background_noise_").glob("*.flac")))
     assert "arinext data keywords" in (ASSET / "README.md").read_text()
 

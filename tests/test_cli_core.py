@@ -34,6 +34,6 @@ def test_models_verify_checks_every_fold(capsys):
     assert main(["models", "audio_rep*", "--input", "big"]) == 2
 
 
-def test_console_entry_point_runs():
-    proc = subprocess.run([sys.executable, "-m", "arinext.cli", "--version"], capture_output=True, text=True)
+def test_python_m_arinext_runs():
+    proc = subprocess.run([sys.executable, "-m", "arinext", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("arinext ")

@@ -40,9 +40,16 @@ def test_vggsound_recipe_is_the_papers_schedule():
 def test_finetune_recipes(name):
     cfg = load_config(name)
     o = cfg.optim
-    assert (o.lr, o.epochs, o.lr_steps, o.lr_factors, o.freeze_bn) == (0.001, 30, [20, 25], [0.1, 0.01], True)
+    frozen = None if name == "folder" else True  # the folder recipe freezes BN only when fine-tuning
+    assert (o.lr, o.epochs, o.lr_steps, o.lr_factors, o.freeze_bn) == (0.001, 30, [20, 25], [0.1, 0.01], frozen)
     raw = yaml.safe_load((resources.files("arinext") / "configs" / f"{name}.yaml").read_text())
     assert "init_from" in raw  # fine-tuning recipes say where the VGG-Sound weights go
+
+
+def test_folder_recipe_freezes_batchnorm_only_when_fine_tuning():
+    assert not load_config("folder").freezes_bn()
+    assert load_config("folder", ["init_from=runs/x/best.pt"]).freezes_bn()
+    assert not load_config("folder", ["init_from=runs/x/best.pt", "optim.freeze_bn=false"]).freezes_bn()
 
 
 def test_urbansound8k_runs_all_ten_folds():

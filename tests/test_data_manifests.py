@@ -10,8 +10,8 @@ import pytest
 
 from arinext.audio import PRESETS
 from arinext.data import ClipRecord, Manifest, dataset_preset, get_manifest, list_datasets
-from arinext.data.manifests.speech_commands import SPEECH_COMMANDS_V2_WORDS
 from arinext.data.manifests.urbansound8k import URBANSOUND8K_CLASSES
+from arinext.data.vocab import SPEECH_COMMANDS_V2_WORDS
 
 from .test_data_fakes import (
     make_epic,
@@ -49,13 +49,18 @@ def test_speech_commands(tmp_path, suffix):
     root = make_speech_commands(tmp_path, suffix)
     m = {s: get_manifest("speech_commands_v2", root, s) for s in ("training", "validation", "testing")}
     assert [len(m[s]) for s in m] == [6, 3, 3]
-    assert m["training"].labels == SPEECH_COMMANDS_V2_WORDS and m["training"].num_classes == 35
+    # the classes are the word folders found, in the V2 class order: a build of three words has three classes
+    assert m["training"].labels == ["no", "up", "yes"] and m["training"].num_classes == 3
+    full = get_manifest("speech_commands_v2", root, "training", labels=SPEECH_COMMANDS_V2_WORDS)
+    assert full.num_classes == 35 and full.present_labels() == ["no", "up", "yes"]
     names = {s: {Path(r.path).parent.name + "/" + Path(r.path).stem for r in m[s].records} for s in m}
     assert names["validation"] == {"yes/spk0_nohash_0", "no/spk0_nohash_0", "up/spk0_nohash_0"}
     assert not names["training"] & (names["validation"] | names["testing"])
     assert all(r.path.endswith(suffix) for r in m["training"].records)
     assert all("_background_noise_" not in r.path for s in m for r in m[s].records)
     for r in m["training"].records:
+        assert m["training"].labels[r.target] == Path(r.path).parent.name
+    for r in full.records:
         assert SPEECH_COMMANDS_V2_WORDS[r.target] == Path(r.path).parent.name
     assert {r.group for r in m["training"].records} == {"spk2", "spk3"}
 
@@ -63,8 +68,9 @@ def test_speech_commands(tmp_path, suffix):
 def test_speech_commands_unknown_word_and_duplicate_list_row(tmp_path):
     root = make_speech_commands(tmp_path)
     write_audio(root / "hello" / "a_nohash_0.wav")
+    assert get_manifest("speech_commands_v2", root, "training").labels == ["no", "up", "yes", "hello"]
     with pytest.raises(ValueError, match="label 'hello' is not in the label list"):
-        get_manifest("speech_commands_v2", root, "training")
+        get_manifest("speech_commands_v2", root, "training", labels=SPEECH_COMMANDS_V2_WORDS)
     (root / "hello" / "a_nohash_0.wav").unlink()
     (root / "testing_list.txt").write_text("yes/spk1_nohash_0.wav\nyes/spk1_nohash_0.wav\n")
     with pytest.raises(ValueError, match=r"testing_list.txt row 2: duplicated entry"):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from arinext.apps.demo import bundled_sample
 from arinext.cli import main
-from arinext.demo import bundled_sample
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import arinext
+from arinext.checkpoints.official import convert_original_state_dict
 from arinext.layers.reparam import ReparamMultiKernelDWConv
-from arinext.models.convert import convert_original_state_dict
 from arinext.utils.complexity import count_macs, count_params
 
 from .conftest import OFFICIAL, has_reparam_layers, randomize_bn

@@ -7,10 +7,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 
-from arinext.train.checkpoint import load_checkpoint
+from arinext.checkpoints.training import load_checkpoint
 
 SCRIPT = textwrap.dedent(
     """
@@ -25,7 +26,7 @@ SCRIPT = textwrap.dedent(
         seen["row"] = row
     result = fit(cfg, out, progress=False, on_epoch_end=hook)
     # every rank saves the weights it trained (the run's checkpoint only shows rank 0's)
-    torch.save(result["model"].state_dict(), f"{dump}/rank{dist.get_rank()}.pt")
+    torch.save(result.model.state_dict(), f"{dump}/rank{dist.get_rank()}.pt")
     assert seen["row"]["epoch"] == 1
     """
 )
@@ -51,6 +52,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+
+
+def test_readme_torchrun_command_trains(tmp_path):
+    # README: torchrun --nproc-per-node 4 -m arinext train vggsound --set data.root=/data/vggsound --out runs/vggsound
+    # here with 2 processes and generated data instead of VGG-Sound
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [
+        str(torchrun), "--nproc-per-node", "2", "--master-addr=127.0.0.1", f"--master-port={free_port()}",
+        "-m", "arinext", "train", "vggsound", *[f"--set={o}" for o in RECIPE], "--out", str(tmp_path / "run"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("epoch 1: ") == 1  # only rank 0 logs
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert len(ckpt["rng"]) == 2 and ckpt["epoch"] == 1
+
+
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
@@ -59,8 +79,7 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
         "--master-addr=127.0.0.1", f"--master-port={free_port()}",
         str(script), str(tmp_path / "run"), str(tmp_path), *RECIPE,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert w0.keys() == w1.keys()

@@ -12,8 +12,8 @@ import torch
 
 import arinext
 from arinext import create_model
+from arinext.checkpoints.training import load_checkpoint
 from arinext.cli import main
-from arinext.train.checkpoint import load_checkpoint
 from arinext.train.trainer import load_init_weights
 
 SR = 8000

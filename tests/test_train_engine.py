@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from arinext import create_model
-from arinext.train.checkpoint import load_checkpoint
+from arinext.checkpoints.training import load_checkpoint
 from arinext.train.config import load_config
 from arinext.train.data import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
@@ -93,12 +93,13 @@ def test_precise_bn_leaves_frozen_layers_alone():
 def test_predict_averages_softmax_over_views():
     model = tiny().eval()
     task = SingleLabelTask(num_classes=4)
-    scores, targets, index = predict(model, loader(views=3), task, DEV, progress=False)
+    prediction = predict(model, loader(views=3), task, DEV, progress=False)
+    scores, targets, index = prediction.scores, prediction.targets, prediction.indices
     ds = loader(views=3).dataset
     item = ds[5]
     expected = model(item["inputs"]).softmax(-1).mean(0)
     torch.testing.assert_close(scores[5], expected, atol=1e-6, rtol=1e-5)
-    assert index.tolist() == list(range(len(ds))) and targets[5] == item["target"]
+    assert index.tolist() == list(range(len(ds))) and targets[5] == item["target"] and prediction.skipped == []
 
 
 def test_set_train_mode_only_freezes_when_asked():
@@ -142,7 +143,8 @@ def test_multi_head_training_and_multi_view_prediction():
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     stats = train_one_epoch(model, torch.utils.data.DataLoader(_HeadsData(), 8), opt, task, DEV, progress=False)
     assert stats["loss"] > 0 and 0 <= stats["acc"] <= 1
-    scores, targets, _ = predict(model, torch.utils.data.DataLoader(_HeadsData(views=2), 8), task, DEV, progress=False)
+    prediction = predict(model, torch.utils.data.DataLoader(_HeadsData(views=2), 8), task, DEV, progress=False)
+    scores, targets = prediction.scores, prediction.targets
     assert scores["verb"].shape == (16, 2) and scores["noun"].shape == (16, 4)
     torch.testing.assert_close(scores["noun"].sum(1), torch.ones(16))
     res = task.evaluate(scores, targets)
@@ -173,8 +175,8 @@ def test_fit_folds_trains_each_fold_and_writes_summary(tmp_path):
             "export_pretrained=false",
         ],
     )
-    summary = fit_folds(cfg, tmp_path, progress=False)
-    assert set(summary["folds"]) == {"1", "2"}
+    result = fit_folds(cfg, tmp_path, progress=False)
+    assert set(result.folds) == {1, 2} and result.best == pytest.approx((result.folds[1].best + result.folds[2].best) / 2)
     assert (tmp_path / "fold1" / "best.pt").is_file() and (tmp_path / "fold2" / "last.pt").is_file()
     stored = load_checkpoint(tmp_path / "fold2" / "best.pt")["config"]["data"]
     assert stored["dataset_args"]["fold"] == 2 and stored["folds"] == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from arinext.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from arinext.checkpoints.training import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
 RECIPE = [
     "model=audio_rep_inception_next_tiny",
@@ -105,7 +105,7 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
 
     import numpy as np
 
-    save_checkpoint({"model": {}, "rng": capture_rng_state()}, tmp_path / "c.pt")
+    save_checkpoint({"model": {}, "config": {}, "rng": capture_rng_state()}, tmp_path / "c.pt")
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     restore_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
@@ -114,7 +114,7 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not readable"):
+    with pytest.raises(ValueError, match="last.pt: refused to load: not a weights-only PyTorch file"):
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "none.pt")

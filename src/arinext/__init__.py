@@ -1,12 +1,22 @@
-"""arinext: AudioRepInceptionNeXt for audio recognition, from training to deployment."""
+"""arinext: train and run efficient audio classifiers (AudioRepInceptionNeXt), from recipes to int8 deployment.
+
+Layers, each importing only those below it (``import-linter`` contracts in ``pyproject.toml``)::
+
+    cli                 the ``arinext`` command (thin)
+    apps                demo, dataset builders, benchmark runner
+    train | deploy      recipes and training loop | classifier, streaming, export, int8
+    checkpoints         one loader for every checkpoint form
+    data                manifests of clips, the clip dataset, loaders
+    audio | models      front end, decoding, augmentation | registered models
+    layers              re-parameterizable layers, the classifier interface
+    utils               timing, progress, optional extras, complexity counts
+"""
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
-from .bench.optimize import optimize_for_inference
-from .hub import load_pretrained, save_pretrained
-from .inference import AudioClassifier
+from .checkpoints import load, load_official_checkpoint, load_pretrained, save_pretrained
+from .deploy import AudioClassifier, optimize_for_inference
 from .layers import reparameterize_model
 from .models import AudioRepInceptionNeXt, create_model, list_models
-from .models.convert import load_official_checkpoint
 from .version import __version__
 
 __all__ = [
@@ -19,9 +29,10 @@ __all__ = [
     "create_model",
     "get_preset",
     "list_models",
+    "load",
     "load_official_checkpoint",
     "load_pretrained",
     "optimize_for_inference",
-    "save_pretrained",
     "reparameterize_model",
+    "save_pretrained",
 ]

@@ -14,14 +14,13 @@ triangular filters on the FFT bin frequencies, the construction librosa uses for
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["FrontendConfig", "PRESETS", "LogMel", "get_preset", "htk_mel_filterbank"]
+__all__ = ["PRESETS", "FrontendConfig", "LogMel", "get_preset", "htk_mel_filterbank"]
 
 
 @dataclass(frozen=True)

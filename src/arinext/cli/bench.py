@@ -6,35 +6,33 @@ import argparse
 import json
 import logging
 
-from . import CLIError
+from . import CLIError, add_parser
 
 log = logging.getLogger(__name__)
 
+HELP = "benchmark model forms (training, fused, fully folded, optimized, ONNX Runtime) side by side"
+DESCRIPTION = (
+    "All candidates of one input size and batch are timed interleaved in this process; ratios are speed-ups "
+    "over --reference. Writes bench.json, bench.md and bench.png to --out."
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from ..bench.runner import FORMS, BenchConfig
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from ..apps.bench.runner import FORMS, BenchConfig
 
     d = BenchConfig()
-    p = sub.add_parser(
-        "bench",
-        help="benchmark model forms (training, fused, fully folded, optimized, ONNX Runtime) side by side",
-        description="All candidates of one input size and batch are timed interleaved in this process; "
-        "ratios are speed-ups over --reference. Writes bench.json, bench.md and bench.png to --out.",
-    )
+    p = add_parser(sub, common, "bench", help=HELP, description=DESCRIPTION)
     p.add_argument(
         "--candidates", nargs="+", default=list(d.candidates), metavar="MODEL:FORM",
         help=f"registered model and form ({', '.join(FORMS)}); default: ARIN forms and Slow-Fast",
     )  # fmt: skip
     p.add_argument("--reference", default=d.reference, help="candidate the ratios are relative to")
-    p.add_argument(
-        "--sizes", nargs="+", default=list(d.sizes), help="presets (vggsound, epic_sounds, ...) or TxF like 512x128"
-    )
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=list(d.batch_sizes))
+    p.add_argument("--sizes", nargs="+", default=list(d.sizes), help="presets (vggsound, ...) or TxF like 512x128")
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=list(d.batch_sizes), help="batch sizes to time")
     p.add_argument("--runs", type=int, default=d.runs, help="timed runs per candidate (median and p90 reported)")
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--num-classes", type=int, default=d.num_classes)
+    p.add_argument("--warmup", type=int, default=d.warmup, help="untimed runs per candidate first")
+    p.add_argument("--num-classes", type=int, default=d.num_classes, help="head size of every model")
     p.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) intra-op threads")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--roofline", action="store_true", help="also measure matmul GMAC/s and copy GB/s")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     p.add_argument(
@@ -61,7 +59,7 @@ def _parse_accuracy(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import BenchConfig, run_bench, to_markdown, write_reports
+    from ..apps.bench import BenchConfig, run_bench, to_markdown, write_reports
 
     cfg = BenchConfig(
         candidates=args.candidates, reference=args.reference, sizes=args.sizes, batch_sizes=args.batch_sizes,

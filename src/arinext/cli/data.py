@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..builders import CORE_WORDS, SPEECH_COMMANDS_WORDS, BuildError, build_instruments, build_keywords
-from ..builders.tts import ENGINES, ESPEAK_ACCENTS
-from . import CLIError
+from ..apps.builders import build_instruments, build_keywords
+from ..apps.builders.tts import ENGINES, ESPEAK_ACCENTS
+from ..data.vocab import SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
+from . import add_parser
 
 log = logging.getLogger(__name__)
 
-_WORD_SETS = {"core": CORE_WORDS, "all": SPEECH_COMMANDS_WORDS}
+_WORD_SETS = {"core": SPEECH_COMMANDS_CORE_WORDS, "all": SPEECH_COMMANDS_V2_WORDS}
 
 
 def _csv(text: str) -> list[str]:
@@ -29,53 +30,50 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory (must be empty or missing unless --force)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel engine processes (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel engine processes")
     p.add_argument("--force", action="store_true", help="replace an earlier build in OUT")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="build datasets from Debian speech engines and soundfonts")
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = add_parser(sub, common, "data", help="build datasets from Debian speech engines and soundfonts")
     data_sub = p.add_subparsers(dest="builder", metavar="BUILDER")
     data_sub.required = True
 
-    kw = data_sub.add_parser("keywords", help="Speech Commands V2-style keywords from espeak-ng, flite, festival")
-    _common(kw)
-    kw.add_argument("--words", default="core", help="'core' (10 words), 'all' (35) or a comma list (default core)")
-    kw.add_argument("--engines", type=_csv, default=list(ENGINES), help="comma list of engines (default all three)")
+    kw = add_parser(data_sub, common, "keywords", help="Speech Commands V2-style keywords from espeak-ng, flite, festival")
+    _build_options(kw)
+    kw.add_argument("--words", default="core", help="'core' (10 words), 'all' (35) or a comma list")
+    kw.add_argument("--engines", type=_csv, default=list(ENGINES), help="comma list of engines")
     kw.add_argument("--accents", type=_csv, default=list(ESPEAK_ACCENTS), help="espeak-ng English accents")
-    kw.add_argument("--espeak-voices", type=int, default=None, help="espeak-ng accent x variant voices (default all)")
-    kw.add_argument("--clips-per-voice", type=int, default=1, help="clips per voice and word (default 1)")
-    kw.add_argument("--val-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1); default 0.1")
-    kw.add_argument("--test-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1); default 0.1")
-    kw.add_argument("--format", choices=["wav", "flac"], default="wav", help="audio files (default wav)")
+    kw.add_argument("--espeak-voices", type=int, default=None, help="espeak-ng accent x variant voices (default: all)")
+    kw.add_argument("--clips-per-voice", type=int, default=1, help="clips per voice and word")
+    kw.add_argument("--val-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1)")
+    kw.add_argument("--test-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1)")
+    kw.add_argument("--format", choices=["wav", "flac"], default="wav", help="audio files")
     kw.add_argument("--noise-seconds", type=float, default=60.0, help="length of each background noise file")
     kw.set_defaults(func=run_keywords)
 
-    inst = data_sub.add_parser("instruments", help="NSynth-style notes rendered from GM soundfonts with fluidsynth")
-    _common(inst)
+    inst = add_parser(data_sub, common, "instruments", help="NSynth-style notes rendered from GM soundfonts with fluidsynth")
+    _build_options(inst)
     inst.add_argument("--soundfonts", type=_csv, default=["FluidR3Mono_GM"], help="comma list of names or paths")
-    inst.add_argument("--programs", type=_ints, default=None, help="GM programs, 0-based (default all 85)")
+    inst.add_argument("--programs", type=_ints, default=None, help="GM programs, 0-based (default: all 85)")
     inst.add_argument("--velocities", type=_ints, default=[25, 50, 75, 100, 127], help="MIDI velocities")
     inst.add_argument("--pitch-step", type=int, default=1, help="render every n-th pitch of each range")
     inst.add_argument("--valid", type=float, default=0.1, help="fraction of notes for nsynth-valid")
     inst.add_argument("--test", type=float, default=0.1, help="fraction of notes for nsynth-test")
-    inst.add_argument("--batch", type=int, default=200, help="notes per fluidsynth run (default 200)")
+    inst.add_argument("--batch", type=int, default=200, help="notes per fluidsynth run")
     inst.set_defaults(func=run_instruments)
 
 
 def run_keywords(args: argparse.Namespace) -> int:
     words = _WORD_SETS.get(args.words) or _csv(args.words)
-    try:
-        result = build_keywords(
-            args.out, words=words, engines=args.engines, accents=args.accents, num_espeak_voices=args.espeak_voices,
-            clips_per_voice=args.clips_per_voice, val_speakers=args.val_speakers, test_speakers=args.test_speakers,
-            seed=args.seed, jobs=args.jobs, fmt=args.format, noise_seconds=args.noise_seconds, force=args.force,
-        )  # fmt: skip
-    except BuildError as exc:
-        raise CLIError(str(exc)) from exc
+    result = build_keywords(
+        args.out, words=words, engines=args.engines, accents=args.accents, num_espeak_voices=args.espeak_voices,
+        clips_per_voice=args.clips_per_voice, val_speakers=args.val_speakers, test_speakers=args.test_speakers,
+        seed=args.seed, jobs=args.jobs, fmt=args.format, noise_seconds=args.noise_seconds, force=args.force,
+    )  # fmt: skip
     total = sum(result.clips.values())
     log.info("%d clips in %.1f s (%.1f clips/s); speakers per split %s", total, result.seconds,
              total / max(result.seconds, 1e-9), result.speakers)  # fmt: skip
@@ -83,14 +81,11 @@ def run_keywords(args: argparse.Namespace) -> int:
 
 
 def run_instruments(args: argparse.Namespace) -> int:
-    try:
-        result = build_instruments(
-            args.out, soundfonts=args.soundfonts, programs=args.programs, velocities=args.velocities,
-            pitch_step=args.pitch_step, valid=args.valid, test=args.test, seed=args.seed, jobs=args.jobs,
-            batch=args.batch, force=args.force,
-        )  # fmt: skip
-    except BuildError as exc:
-        raise CLIError(str(exc)) from exc
+    result = build_instruments(
+        args.out, soundfonts=args.soundfonts, programs=args.programs, velocities=args.velocities,
+        pitch_step=args.pitch_step, valid=args.valid, test=args.test, seed=args.seed, jobs=args.jobs,
+        batch=args.batch, force=args.force,
+    )  # fmt: skip
     total = sum(result.notes.values())
     log.info("%d notes in %.1f s (%.1f notes/s); per family %s", total, result.seconds,
              total / max(result.seconds, 1e-9), result.families)  # fmt: skip

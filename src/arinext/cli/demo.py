@@ -4,32 +4,39 @@ from __future__ import annotations
 
 import argparse
 
-from ..demo import DemoOptions, run_demo
-from ..models import list_models
+from ..apps.demo import DemoOptions
+from . import add_parser, progress_setting
+
+HELP = "end to end on the bundled keyword sample: train, test, fuse, export ONNX/int8, classify, benchmark"
+DESCRIPTION = (
+    "Trains a small AudioRepInceptionNeXt on the bundled ten-word sample (or a dataset in the Speech Commands V2 "
+    "layout), tests it on unseen speakers, checks fused = unfused = ONNX, classifies a clip, times the forms "
+    "against Slow-Fast and writes OUT/report.md."
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     defaults = DemoOptions()
-    p = sub.add_parser(
-        "demo",
-        help="end to end on the bundled keyword sample: train, test, fuse, export ONNX/int8, classify, benchmark",
-        description="Trains a small AudioRepInceptionNeXt on the bundled ten-word sample (or a dataset in the "
-        "Speech Commands V2 layout), tests it on unseen speakers, checks fused = unfused = ONNX, classifies a "
-        "clip, times the forms against Slow-Fast and writes OUT/report.md.",
-    )
-    p.add_argument("--out", default=defaults.out, help=f"output directory (default {defaults.out})")
+    p = add_parser(sub, common, "demo", help=HELP, description=DESCRIPTION)
+    p.add_argument("--out", default=defaults.out, help="output directory")
     p.add_argument("--data", default=None, help="dataset in the Speech Commands V2 layout (default: bundled sample)")
-    p.add_argument("--model", default=defaults.model, choices=list_models("audio_rep_inception_next*"))
-    p.add_argument("--epochs", type=int, default=defaults.epochs, help=f"training epochs (default {defaults.epochs})")
-    p.add_argument("--lr", type=float, default=defaults.lr, help=f"base learning rate (default {defaults.lr})")
+    p.add_argument(
+        "--model",
+        default=defaults.model,
+        choices=("audio_rep_inception_next_tiny", "audio_rep_inception_next_small", "audio_rep_inception_next"),
+        help="model to train",
+    )
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
+    p.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate")
     p.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading workers")
     p.add_argument("--bench-runs", type=int, default=defaults.bench_runs, help="timed runs per model")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights, data order and augmentation")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..apps.demo import run_demo
+
     opts = DemoOptions(
         out=args.out,
         data=args.data,
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         bench_runs=args.bench_runs,
         seed=args.seed,
-        progress=not args.quiet,
+        progress=progress_setting(args),
     )
     r = run_demo(opts)
     n = r["test_clips"]

@@ -12,59 +12,66 @@ import json
 import logging
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch.utils.data import DataLoader
+from ..data.registry import list_datasets
+from . import CLIError, add_parser
 
-from ..audio.frontend import FrontendConfig
-from ..data import AudioClipDataset, get_manifest, list_datasets, make_loader
-from ..export import compare_onnx_models, export_onnx, export_torchscript, quantize_onnx
-from ..hub import load_pretrained
-from ..inference.classifier import resolve_frontend
-from . import CLIError
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
+    from ..audio.frontend import FrontendConfig
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX / TorchScript (fused), optionally int8")
-    p.add_argument("checkpoint", help="checkpoint directory (arinext format) or authors' .pyth")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = add_parser(sub, common, "export", help="export a checkpoint to ONNX / TorchScript (fused), optionally int8")
+    p.add_argument("checkpoint", help="run directory, RUN/best.pt, save_pretrained directory or authors' .pyth")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="file format")
     p.add_argument("--out", required=True, type=Path, help="output file (.onnx / .pt)")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the runtime-vs-PyTorch check")
     p.add_argument("--waveform", action="store_true", help="also write <stem>.waveform.onnx (front end in the graph)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     q = p.add_argument_group("int8 (ONNX only)")
-    q.add_argument("--quantize", choices=("int8",), default=None)
-    q.add_argument("--quant-mode", choices=("dynamic", "static"), default="static")
+    q.add_argument("--quantize", choices=("int8",), default=None, help="also write <stem>.int8.onnx")
+    q.add_argument("--quant-mode", choices=("dynamic", "static"), default="static", help="int8 quantization mode")
     q.add_argument("--dataset", default="folder", choices=list_datasets(), help="dataset layout of the data roots")
     q.add_argument("--calib-data", type=Path, help="data root for static calibration (its training subset)")
     q.add_argument("--calib-batches", type=int, default=16, help="batches used for calibration")
     q.add_argument("--eval-data", type=Path, help="data root whose testing subset measures the int8 accuracy change")
-    q.add_argument("--eval-subset", default="testing", help="subset of --eval-data to evaluate (default testing)")
-    q.add_argument("--batch-size", type=int, default=16)
+    q.add_argument("--eval-subset", default="testing", help="subset of --eval-data to evaluate")
+    q.add_argument("--batch-size", type=int, default=16, help="clips per calibration / evaluation batch")
     p.set_defaults(func=run)
 
 
-def clip_loader(dataset: str, root: Path, subset: str, frontend: FrontendConfig, batch_size: int) -> DataLoader:
-    """Evaluation-mode log-mel batches (one centre crop per clip) from a dataset root."""
+def clip_loader(
+    dataset: str, root: Path, subset: str, frontend: FrontendConfig, batch_size: int, labels: Any
+) -> DataLoader:
+    """Evaluation-mode log-mel batches (one centre crop per clip), targets indexed by the model's ``labels``."""
+    from ..data import AudioClipDataset, get_manifest, make_loader
+
     manifest = get_manifest(dataset, root, subset)
     if len(manifest) == 0:
         raise CLIError(f"{root}: no {subset} clips for dataset {dataset!r}")
-    ds = AudioClipDataset(manifest, frontend, training=False)
+    if labels is None:
+        raise CLIError("the checkpoint stores no label names, so its classes cannot be matched to the data's")
+    ds = AudioClipDataset(manifest.relabel(labels), frontend, training=False)
     return make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
-def _int8(args: argparse.Namespace, fp32: Path, frontend: FrontendConfig) -> dict[str, Any]:
+def _int8(args: argparse.Namespace, fp32: Path, frontend: FrontendConfig, labels: Any) -> dict[str, Any]:
+    from ..deploy.quantize import compare_onnx_models, quantize_onnx
+
     int8 = fp32.with_name(fp32.stem + ".int8.onnx")
     calibration = None
     if args.quant_mode == "static":
-        loader = clip_loader(args.dataset, args.calib_data, "training", frontend, args.batch_size)
+        loader = clip_loader(args.dataset, args.calib_data, "training", frontend, args.batch_size, labels)
         calibration = islice(loader, args.calib_batches)
     quantize_onnx(fp32, int8, args.quant_mode, calibration)
     report: dict[str, Any] = {"int8": str(int8), "mode": args.quant_mode}
     if args.eval_data is not None:
-        loader = clip_loader(args.dataset, args.eval_data, args.eval_subset, frontend, args.batch_size)
+        loader = clip_loader(args.dataset, args.eval_data, args.eval_subset, frontend, args.batch_size, labels)
         stats = compare_onnx_models(fp32, int8, loader)
         report.update(stats)
     return report
@@ -75,11 +82,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--quantize int8 works on ONNX exports only (use --format onnx)")
     if args.quantize and args.quant_mode == "static" and args.calib_data is None:
         raise CLIError("--quant-mode static needs --calib-data ROOT (or use --quant-mode dynamic)")
-    model = load_pretrained(args.checkpoint)
-    frontend = resolve_frontend(None, model)
+    from ..checkpoints import load, model_frontend, model_labels
+    from ..deploy.torchscript import export_torchscript
+
+    model = load(args.checkpoint)
+    frontend = model_frontend(model)
     if args.format == "torchscript":
         reports = [export_torchscript(model, args.out, check=args.check)]
     else:
+        from ..deploy.onnx import export_onnx
+
         reports = [export_onnx(model, args.out, opset=args.opset, check=args.check)]
         if args.waveform:
             wave = args.out.with_name(args.out.stem + ".waveform.onnx")
@@ -90,5 +102,5 @@ def run(args: argparse.Namespace) -> int:
             diff = f"max abs diff {r.max_abs_diff:.2e} at lengths {r.checked_lengths}"
         print(f"wrote {r.path} ({r.input} input, {diff})")
     if args.quantize:
-        print(json.dumps(_int8(args, args.out, frontend), indent=2))
+        print(json.dumps(_int8(args, args.out, frontend, model_labels(model)), indent=2))
     return 0

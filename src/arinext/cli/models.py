@@ -9,21 +9,18 @@ of each form and the largest logit difference to the training form on a random s
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-import torch
-
-from ..layers.reparam import randomize_batchnorm, reparameterize_model
-from ..models import create_model, list_models
-from ..utils.complexity import count_macs, count_params
+from . import CLIError, add_parser
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list registered models and their sizes; --verify checks fused = unfused")
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = add_parser(sub, common, "models", help="list registered models and their sizes; --verify checks fused = unfused")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'audio_rep*'")
-    p.add_argument("--num-classes", type=int, default=309, help="head size used for the counts (default 309)")
+    p.add_argument("--num-classes", type=int, default=309, help="head size used for the counts")
     p.add_argument("--verify", action="store_true", help="fuse each model (paper and full fold) and compare logits")
-    p.add_argument("--input", default="512x128", help="T x F of the spectrogram for MACs and --verify (default 512x128)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input", default="512x128", help="T x F of the spectrogram for MACs and --verify")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and input of --verify")
     p.set_defaults(func=run)
 
 
@@ -31,27 +28,36 @@ def _parse_input(text: str) -> tuple[int, int, int, int]:
     try:
         t, f = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--input must look like 512x128, got {text!r}") from None
+        raise CLIError(f"--input must look like 512x128, got {text!r}") from None
     return (1, 1, t, f)
 
 
-@torch.no_grad()
-def _verify(name: str, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[float, list[tuple[str, int, int, float]]]:
+def _verify(name: str, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[float, list[tuple[Any, ...]]]:
+    import torch
+
+    from ..layers.reparam import randomize_batchnorm, reparameterize_model
+    from ..models import create_model
+    from ..utils.complexity import count_macs, count_params
+
     torch.manual_seed(seed)
     model = randomize_batchnorm(create_model(name, num_classes=num_classes), seed).eval()
     x = torch.randn(*shape)
-    y = model(x)
     rows = []
-    for label, fold in (("training form", None), ("fused (paper)", "paper"), ("fused (full fold)", "full")):
-        m = model if fold is None else reparameterize_model(model, fold=fold)
-        rows.append((label, count_params(m), count_macs(m, shape)["total"], float((m(x) - y).abs().max())))
+    with torch.no_grad():
+        y = model(x)
+        for label, fold in (("training form", None), ("fused (paper)", "paper"), ("fused (full fold)", "full")):
+            m = model if fold is None else reparameterize_model(model, fold=fold)
+            rows.append((label, count_params(m), count_macs(m, shape)["total"], float((m(x) - y).abs().max())))
     return float(y.abs().max()), rows
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..models import create_model, list_models
+    from ..utils.complexity import count_macs, count_params
+
     names = list_models(args.pattern)
     if not names:
-        raise ValueError(f"no registered model matches {args.pattern!r}")
+        raise CLIError(f"no registered model matches {args.pattern!r}; registered: {', '.join(list_models())}")
     shape = _parse_input(args.input)
     if not args.verify:
         width = max(len(n) for n in names)

@@ -7,30 +7,34 @@ and reported by their clip-level aggregate (``--windows`` prints every window as
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-import soundfile as sf
-
-from ..audio.io import AudioDecodeError
+from ..audio.io import AudioDecodeError, audio_info
 from ..data.manifests.custom import AUDIO_SUFFIXES
-from ..inference import AudioClassifier
-from . import CLIError
+from . import CLIError, add_parser
+
+if TYPE_CHECKING:
+    from ..deploy import AudioClassifier
 
 MODEL_ENV = "ARINEXT_MODEL"
+STDIN = "<stdin>"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify audio files, folders or stdin ('-')")
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = add_parser(sub, common, "predict", help="classify audio files, folders or stdin ('-')")
     p.add_argument("inputs", nargs="+", help="audio files, folders (searched recursively) or '-' for stdin bytes")
     p.add_argument(
-        "-m", "--model", default=os.environ.get(MODEL_ENV), help=f"checkpoint dir or .pyth (default: ${MODEL_ENV})"
+        "-m",
+        "--model",
+        default=os.environ.get(MODEL_ENV),
+        help=f"run directory, RUN/best.pt, save_pretrained directory or authors' .pyth (default: ${MODEL_ENV})",
     )
-    p.add_argument("-k", "--top-k", type=int, default=5, help="labels per clip (default 5)")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="labels per clip")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--max-clip", type=float, default=30.0, help="seconds above which a file is scanned in windows")
     p.add_argument("--window", type=float, default=None, help="scan window in seconds (default: the training crop)")
@@ -54,18 +58,14 @@ def expand_inputs(inputs: list[str]) -> Iterator[str]:
             yield item
 
 
-def _duration(source: str | bytes) -> float:
-    try:
-        info = sf.info(source if isinstance(source, str) else io.BytesIO(source))
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioDecodeError(source, f"not a readable audio file ({exc})") from exc
-    return info.frames / info.samplerate
-
-
 def classify(clf: AudioClassifier, name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Result record of one input: ``{"input", "predictions"[, "windows", "duration"]}``."""
     source: str | bytes = sys.stdin.buffer.read() if name == "-" else name
-    if args.windows or _duration(source) > args.max_clip:
+    try:
+        frames, rate = audio_info(source)
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(STDIN if name == "-" else name, exc.problem) from exc
+    if args.windows or frames / rate > args.max_clip:
         result = clf.scan(source, window=args.window, hop=args.hop, top_k=args.top_k, aggregate=args.aggregate)
         record: dict[str, Any] = {"input": name, "predictions": result.aggregate, "duration": result.duration}
         if args.windows:
@@ -83,8 +83,10 @@ def _print_table(record: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..deploy import AudioClassifier
+
     if not args.model:
-        raise CLIError(f"no checkpoint: pass --model DIR (or set ${MODEL_ENV})")
+        raise CLIError(f"no checkpoint: pass --model CHECKPOINT (or set ${MODEL_ENV})")
     if args.inputs.count("-") > 1:
         raise CLIError("stdin ('-') can be given only once")
     clf = AudioClassifier.from_pretrained(args.model, fuse=not args.no_fuse)

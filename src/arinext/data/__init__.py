@@ -11,15 +11,20 @@ Example:
 from .cache import FeatureCache
 from .clips import AudioClipDataset, BadClipReport, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
-from .records import SUBSETS, ClipRecord, Manifest, build_manifest
+from .records import SUBSETS, ClipRecord, DatasetNotFoundError, Manifest, build_manifest
 from .registry import dataset_preset, get_manifest, list_datasets
 from .sampling import fit_frames, frame_crop, pad_waveform_edge, plan_crops
+from .vocab import NSYNTH_FAMILIES, SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
 
 __all__ = [
+    "NSYNTH_FAMILIES",
+    "SPEECH_COMMANDS_CORE_WORDS",
+    "SPEECH_COMMANDS_V2_WORDS",
     "SUBSETS",
     "AudioClipDataset",
     "BadClipReport",
     "ClipRecord",
+    "DatasetNotFoundError",
     "FeatureCache",
     "Manifest",
     "build_manifest",

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import AudioDecodeError
+from ..utils.progress import progress_bar
 from .cache import FeatureCache
 from .readers import clip_duration, read_clip
 from .records import ClipRecord, Manifest, PadMode
@@ -197,7 +197,7 @@ class AudioClipDataset(Dataset):
             x = pad_waveform_edge(x, crop_length(self.frontend.clip_samples))
         return clip_features(torch.from_numpy(np.ascontiguousarray(x)), self.logmel, rec.source)[0].numpy()
 
-    def fill_cache(self, num_workers: int = 0) -> BadClipReport:
+    def fill_cache(self, num_workers: int = 0, progress: bool | None = None) -> BadClipReport:
         """Featurize every clip into the cache once (with a progress bar); returns the bad clips."""
         if self.cache is None:
             raise ValueError("fill_cache needs a dataset built with cache_dir")
@@ -205,7 +205,7 @@ class AudioClipDataset(Dataset):
         loader = DataLoader(
             _CacheFiller(self), batch_size=16, num_workers=num_workers, collate_fn=list, worker_init_fn=_worker_init
         )
-        for errors in tqdm(loader, desc="feature cache", unit="batch"):
+        for errors in progress_bar(loader, enabled=progress, desc="feature cache", unit="batch"):
             report.update([e for e in errors if e])
         return report
 

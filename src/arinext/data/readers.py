@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..audio.io import AudioDecodeError, audio_info, check_waveform, load_audio, resample
+from ..utils.optional import require
 from .records import ClipRecord
 
-__all__ = ["HDF5_SAMPLE_RATE", "clip_duration", "import_optional", "read_clip"]
+__all__ = ["HDF5_SAMPLE_RATE", "clip_duration", "read_clip"]
 
 #: Rate of the EPIC HDF5 audio when the file does not store one (``sample_rate``/``sr`` attribute).
 HDF5_SAMPLE_RATE = 24000
@@ -26,16 +27,8 @@ HDF5_SAMPLE_RATE = 24000
 _HDF5_FILES: dict[str, tuple[int, Any]] = {}
 
 
-def import_optional(module: str, purpose: str) -> Any:
-    """Import an optional dependency of the ``data`` extra, or raise ``ImportError`` saying how to get it."""
-    try:
-        return __import__(module)
-    except ImportError as exc:
-        raise ImportError(f"{purpose} needs {module}: pip install 'arinext[data]'") from exc
-
-
 def _hdf5_dataset(rec: ClipRecord) -> tuple[Any, int]:
-    h5py = import_optional("h5py", "reading EPIC audio from HDF5")
+    h5py = require("h5py", "data", "reading EPIC audio from HDF5")
     entry = _HDF5_FILES.get(rec.path)
     if entry is None or entry[0] != os.getpid():
         if not os.path.isfile(rec.path):

@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Union
 
 __all__ = [
     "SUBSETS",
     "ClipRecord",
+    "DatasetNotFoundError",
     "Manifest",
     "PadMode",
     "Target",
@@ -94,6 +95,76 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.records)
 
+    def present_labels(self) -> list[str] | dict[str, list[str]]:
+        """The class names that at least one record has, in label order (per head for several heads)."""
+        if isinstance(self.labels, dict):
+            heads = self.labels
+            used = {h: {r.target[h] for r in self.records if isinstance(r.target, dict)} for h in heads}
+            return {h: [n for i, n in enumerate(names) if i in used[h]] for h, names in heads.items()}
+        used_ids: set[int] = set()
+        for r in self.records:
+            used_ids.update(r.target if isinstance(r.target, tuple) else (r.target,))  # type: ignore[arg-type]
+        return [n for i, n in enumerate(self.labels) if i in used_ids]
+
+    def relabel(self, labels: Sequence[str] | Mapping[str, Sequence[str]], exclude_unknown: bool = False) -> Manifest:
+        """The same clips with targets re-indexed into ``labels`` (a model's classes), matched by name.
+
+        Args:
+            labels: the class names to index into (e.g. the labels stored with a checkpoint).
+            exclude_unknown: drop the clips of classes that ``labels`` lacks instead of failing.
+
+        Raises:
+            ValueError: a class that has clips here is not in ``labels`` (names the classes and the
+                manifest), unless ``exclude_unknown``; or the label kinds differ (one head vs several).
+        """
+        if isinstance(labels, Mapping) != isinstance(self.labels, dict):
+            kind = "several heads" if isinstance(labels, Mapping) else "one head"
+            raise ValueError(f"{self.source}: the model has {kind}, the data does not")
+        if isinstance(labels, Mapping):
+            assert isinstance(self.labels, dict)
+            maps = {h: self._index_map(self.labels[h], list(labels.get(h, [])), exclude_unknown, h) for h in self.labels}
+            records = [
+                replace(r, target={h: maps[h][t] for h, t in r.target.items()})  # type: ignore[union-attr]
+                for r in self.records
+                if all(maps[h].get(t) is not None for h, t in r.target.items())  # type: ignore[union-attr]
+            ]
+            new_labels: list[str] | dict[str, list[str]] = {h: list(v) for h, v in labels.items()}
+        else:
+            assert isinstance(self.labels, list)
+            index = self._index_map(self.labels, list(labels), exclude_unknown)
+            records = []
+            for r in self.records:
+                ids = r.target if isinstance(r.target, tuple) else (r.target,)
+                mapped = [index.get(i) for i in ids]  # type: ignore[call-overload]
+                if any(m is None for m in mapped):
+                    continue
+                records.append(replace(r, target=tuple(mapped) if isinstance(r.target, tuple) else mapped[0]))
+            new_labels = list(labels)
+        dropped = len(self.records) - len(records)
+        if dropped:
+            log.warning("%s: left out %d clips of classes the model does not know", self.source, dropped)
+        return Manifest(records, new_labels, self.multi_label, self.source, self.pad_mode)
+
+    def _index_map(
+        self, ours: list[str], theirs: list[str], exclude_unknown: bool, head: str | None = None
+    ) -> dict[int, int | None]:
+        present = self.present_labels()
+        used = present[head] if isinstance(present, dict) and head is not None else present
+        to_new = {name: i for i, name in enumerate(theirs)}
+        unknown = [n for n in used if n not in to_new]  # type: ignore[union-attr]
+        if unknown and not exclude_unknown:
+            where = f" (head {head!r})" if head else ""
+            shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+            raise ValueError(
+                f"{self.source}{where}: {len(unknown)} class(es) with clips are not among the model's "
+                f"{len(theirs)} labels: {shown}"
+            )
+        return {i: to_new.get(name) for i, name in enumerate(ours)}
+
+
+class DatasetNotFoundError(RuntimeError):
+    """A dataset root, or a file its layout needs, is missing; the message says what the layout should be."""
+
 
 def check_subset(subset: str) -> str:
     """Return ``subset`` if it is one of :data:`SUBSETS`, else raise ``ValueError``."""
@@ -106,14 +177,14 @@ def require_root(root: str | Path, dataset: str, *expected: str, hint: str = "")
     """Check that ``root`` exists and holds each relative path in ``expected``.
 
     Raises:
-        RuntimeError: with the missing path and how the layout should look.
+        DatasetNotFoundError: with the missing path and how the layout should look.
     """
     root = Path(root)
     if not root.is_dir():
-        raise RuntimeError(f"{dataset}: dataset root {root} does not exist or is not a folder. {hint}".rstrip())
+        raise DatasetNotFoundError(f"{dataset}: dataset root {root} does not exist or is not a folder. {hint}".rstrip())
     for rel in expected:
         if not (root / rel).exists():
-            raise RuntimeError(f"{dataset}: {root / rel} not found. {hint}".rstrip())
+            raise DatasetNotFoundError(f"{dataset}: {root / rel} not found. {hint}".rstrip())
     return root
 
 

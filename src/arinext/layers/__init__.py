@@ -1,7 +1,9 @@
+from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses
 from .reparam import (
     ConvNorm,
     Fold,
     ReparamMultiKernelDWConv,
+    fold_state,
     fuse_conv_bn,
     pad_kernel_to,
     randomize_batchnorm,
@@ -10,9 +12,15 @@ from .reparam import (
 )
 
 __all__ = [
+    "ClassifierHead",
+    "ClassifierModel",
     "ConvNorm",
     "Fold",
+    "HeadOutput",
+    "MultiHeadOutput",
+    "NumClasses",
     "ReparamMultiKernelDWConv",
+    "fold_state",
     "fuse_conv_bn",
     "pad_kernel_to",
     "randomize_batchnorm",

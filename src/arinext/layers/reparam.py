@@ -15,18 +15,20 @@ Formulas: BN folding ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - me
 from __future__ import annotations
 
 import copy
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
+    "ConvNorm",
     "Fold",
+    "ReparamMultiKernelDWConv",
+    "fold_state",
     "fuse_conv_bn",
     "pad_kernel_to",
-    "ConvNorm",
-    "ReparamMultiKernelDWConv",
     "randomize_batchnorm",
     "reparameterize_model",
     "unwrap_model",
@@ -235,6 +237,20 @@ class ReparamMultiKernelDWConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_sizes={self.kernel_sizes}, axis={self.axis!r}, identity={self.identity}"
+
+
+def fold_state(model: nn.Module) -> Fold | None:
+    """``None`` for a training-form model, ``"paper"`` or ``"full"`` for one :func:`reparameterize_model` fused."""
+    fold: Fold | None = None
+    for m in model.modules():
+        if isinstance(m, ReparamMultiKernelDWConv):
+            if m.identity_folded:
+                return "full"
+            if m.reparam_conv is not None:
+                fold = "paper"
+        elif isinstance(m, ConvNorm) and m.bn is None:
+            return "full"
+    return fold
 
 
 @torch.no_grad()

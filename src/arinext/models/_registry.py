@@ -7,11 +7,12 @@ Every architecture variant is a function decorated with ``@register_model`` that
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["register_model", "create_model", "list_models", "is_model"]
+__all__ = ["create_model", "is_model", "list_models", "register_model"]
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
 

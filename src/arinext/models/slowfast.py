@@ -29,15 +29,16 @@ are the original ``ResNet`` builder, which feeds the full spectrogram to its one
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
+from ..layers.classifier import ClassifierHead, ClassifierModel, NumClasses
 from ..layers.reparam import ConvNorm
 from ._registry import register_model
-from .audio_rep_inception_next import ClassifierHead, NumClasses
 
 __all__ = ["AudioSlowFast"]
 
@@ -102,7 +103,7 @@ def _make_stage(in_chs: int, out_chs: int, inner: int, depth: int, time_kernel: 
     )
 
 
-class AudioSlowFast(nn.Module):
+class AudioSlowFast(ClassifierModel):
     """Auditory Slow-Fast (two pathways with lateral fusion) or one of its streams alone.
 
     Args:
@@ -188,9 +189,8 @@ class AudioSlowFast(nn.Module):
         return x.index_select(2, index)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Final feature map of each pathway, in ``self.pathways`` order."""
-        if x.dim() != 4:
-            raise ValueError(f"expected a (B, 1, T, F) spectrogram, got shape {tuple(x.shape)}")
+        """Final feature map of each pathway, in ``self.pathways`` order (the head pools each)."""
+        self.check_input(x)
         if not self.fused:
             p = self.pathways[0]
             y = self.stems[p](x)
@@ -203,9 +203,8 @@ class AudioSlowFast(nn.Module):
             slow, fast = slow_stage(slow), fast_stage(fast)
         return [slow, fast]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        pooled = torch.cat([self.head.pool(f) for f in self.forward_features(x)], dim=1)
-        return self.head(pooled)
+    def stem_batchnorms(self) -> list[nn.BatchNorm2d]:
+        return [m for m in self.stems.modules() if isinstance(m, nn.BatchNorm2d)]
 
 
 @register_model

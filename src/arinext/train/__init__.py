@@ -1,13 +1,14 @@
 """Training and evaluation: recipes, the training loop, checkpoints, DDP, metrics and reports."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataConfig, OptimConfig, TrainConfig, list_recipes, load_config
 from .engine import evaluate, precise_bn, train_one_epoch
 from .tasks import MultiHeadTask, MultiLabelTask, SingleLabelTask, make_task
-from .trainer import fit, fit_folds
+from .trainer import FitResult, FoldsResult, fit, fit_folds
 
 __all__ = [
     "DataConfig",
+    "FitResult",
+    "FoldsResult",
     "MultiHeadTask",
     "MultiLabelTask",
     "OptimConfig",
@@ -17,10 +18,8 @@ __all__ = [
     "fit",
     "fit_folds",
     "list_recipes",
-    "load_checkpoint",
     "load_config",
     "make_task",
     "precise_bn",
-    "save_checkpoint",
     "train_one_epoch",
 ]

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -24,12 +27,15 @@ from typing import Any
 
 import yaml
 
+from ..models import is_model, list_models
+
 __all__ = [
     "DataConfig",
     "OptimConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "default_num_workers",
     "list_recipes",
     "load_config",
 ]
@@ -55,7 +61,8 @@ class DataConfig:
         train_subset, val_subset, test_subset: ``"training" | "validation" | "testing"``.
         batch_size: total batch over all processes (``TRAIN.BATCH_SIZE``); each of ``N`` processes takes ``1/N``.
         eval_batch_size: batch size for evaluation; ``None`` uses ``batch_size``.
-        num_workers: data-loading worker processes per training process.
+        num_workers: data-loading worker processes per training process; ``None`` picks one from the
+            CPU count (:func:`default_num_workers`).
         spec_augment: SpecAugment on training crops (the paper's recipes: on).
         spec_augment_args: keyword arguments of :class:`arinext.audio.augment.SpecAugment` (mask widths
             and counts); empty means the paper's values (W=5, F=27, T=25, two masks each).
@@ -79,7 +86,7 @@ class DataConfig:
     test_subset: str = "testing"
     batch_size: int = 32
     eval_batch_size: int | None = None
-    num_workers: int = 4
+    num_workers: int | None = None
     spec_augment: bool = True
     spec_augment_args: dict[str, Any] = field(default_factory=dict)
     background_noise: str | None = None
@@ -102,7 +109,8 @@ class OptimConfig:
         lr_steps: epochs at which the learning rate changes (``SOLVER.STEPS`` without the leading 0).
         lr_factors: learning rate from each step on, relative to ``lr`` (``SOLVER.LRS`` without the leading 1).
         freeze_bn: keep every BatchNorm except the stem's in eval mode with frozen affine
-            parameters (``BN.FREEZE``; the paper's fine-tuning recipes).
+            parameters (``BN.FREEZE``; the paper's fine-tuning recipes); ``None`` freezes them when
+            fine-tuning (``init_from`` set) and trains them from scratch.
     """
 
     lr: float = 0.01
@@ -112,7 +120,7 @@ class OptimConfig:
     epochs: int = 50
     lr_steps: list[int] = field(default_factory=lambda: [30, 40])
     lr_factors: list[float] = field(default_factory=lambda: [0.1, 0.01])
-    freeze_bn: bool = False
+    freeze_bn: bool | None = False
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of the 0-based ``epoch``."""
@@ -164,9 +172,30 @@ class TrainConfig:
         """Plain nested dict (YAML/JSON/``torch.load(weights_only=True)`` safe)."""
         return dataclasses.asdict(self)
 
+    def freezes_bn(self) -> bool:
+        """Whether this run freezes BatchNorm (``optim.freeze_bn``, or ``None``: only when fine-tuning)."""
+        return bool(self.init_from) if self.optim.freeze_bn is None else self.optim.freeze_bn
+
+    def with_absolute_paths(self) -> TrainConfig:
+        """A copy whose paths (``data.root``, ``init_from``, noise and cache folders) are absolute, so that the
+        config stored with a run means the same from any working directory."""
+        out = copy.deepcopy(self)
+
+        def absolute(p: str | None) -> str | None:
+            return str(Path(p).expanduser().resolve()) if p else p
+
+        out.data.root = absolute(out.data.root) or ""
+        out.init_from = absolute(out.init_from)
+        out.data.cache_dir = absolute(out.data.cache_dir)
+        if out.data.background_noise not in (None, "auto"):
+            out.data.background_noise = absolute(out.data.background_noise)
+        return out
+
     def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming the first inconsistent field; return ``self``."""
         d, o = self.data, self.optim
+        if not is_model(self.model):
+            raise ValueError(f"unknown model {self.model!r}; registered models: {', '.join(list_models())}")
         if "num_classes" in self.model_args:
             raise ValueError("model_args.num_classes is not allowed: the number of classes comes from the dataset")
         for name in ("train_subset", "val_subset", "test_subset"):
@@ -176,6 +205,8 @@ class TrainConfig:
             raise ValueError(f"data.on_bad_clip must be one of {_BAD_CLIP_POLICIES}, got {d.on_bad_clip!r}")
         if d.batch_size < 1 or (d.eval_batch_size is not None and d.eval_batch_size < 1):
             raise ValueError("data.batch_size and data.eval_batch_size must be positive")
+        if d.num_workers is not None and d.num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0 (or null for automatic), got {d.num_workers}")
         if d.test_views is not None and d.test_views < 1:
             raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:
@@ -200,29 +231,35 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     if unknown:
         prefix = f"{where}." if where else ""
         raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
-    defaults = cls()
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
         sub = _NESTED.get(name) if not where else None
         key = f"{where}.{name}" if where else name
-        kwargs[name] = _build(sub, value, name) if sub is not None else _typed(key, getattr(defaults, name), value)
+        kwargs[name] = _build(sub, value, name) if sub is not None else _typed(key, hints[name], value)
     return cls(**kwargs)
 
 
-def _typed(key: str, default: Any, value: Any) -> Any:
-    """``value`` checked against the type of the field's default (``None`` defaults accept anything)."""
-    if default is None or value is None and key in _NULLABLE:
-        return copy.deepcopy(value)
-    kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+def _allowed(hint: Any) -> tuple[type, ...]:
+    """The runtime types a field annotation admits (``int | None`` -> ``(int, NoneType)``)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return tuple(t for arg in typing.get_args(hint) for t in _allowed(arg))
+    if hint is Any:
+        return (object,)
+    return (typing.get_origin(hint) or hint,)
+
+
+def _typed(key: str, hint: Any, value: Any) -> Any:
+    """``value`` checked against the field's annotation; an int is accepted for a float field."""
+    allowed = _allowed(hint)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(f"config key {key!r} must be {kind.__name__}, got {value!r}")
+    # bool is an int subclass, but amp=1 or epochs=true are mistakes
+    ok = bool in allowed or object in allowed if isinstance(value, bool) else isinstance(value, allowed)
+    if not ok:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        raise ValueError(f"config key {key!r} must be {names}, got {value!r}")
     return copy.deepcopy(value)
-
-
-# fields whose default is set but may be nulled
-_NULLABLE = {"data.preset", "data.eval_batch_size", "data.test_views", "data.cache_dir", "data.background_noise", "init_from"}
 
 
 _NESTED: dict[str, type] = {"data": DataConfig, "optim": OptimConfig}
@@ -266,6 +303,12 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise ValueError(f"unknown config key {'.'.join(path)!r} in override {item!r}")
         node[path[-1]] = value
     return out
+
+
+def default_num_workers() -> int:
+    """Data-loading workers when ``data.num_workers`` is null: one per core beyond the one that trains, up to 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cores - 1))
 
 
 def list_recipes() -> list[str]:

@@ -17,10 +17,18 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..audio.frontend import FrontendConfig, get_preset
-from .config import DataConfig
+from ..data import Manifest
+from .config import DataConfig, default_num_workers
 from .distributed import DistInfo
 
-__all__ = ["DataBundle", "SyntheticSpectrograms", "build_dataset", "build_loader", "describe_labels"]
+__all__ = [
+    "DataBundle",
+    "SyntheticSpectrograms",
+    "build_dataset",
+    "build_loader",
+    "check_trainable",
+    "describe_labels",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -87,6 +95,29 @@ class DataBundle:
     multi_label: bool
     frontend: FrontendConfig
     views: int
+    manifest: Manifest | None = None  # None for generated data
+    subset: str = ""
+
+
+def check_trainable(train: DataBundle, val: DataBundle) -> None:
+    """Refuse data that cannot train a classifier: fewer than two classes, an empty validation subset, or a
+    class without training clips. Raises ``ValueError`` naming the classes and the subset."""
+    if train.manifest is None:
+        return
+    where = train.manifest.source
+    if len(val.dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError(f"{where}: the {val.subset} subset has no clips; nothing to select the best epoch on")
+    labels, present = train.labels, train.manifest.present_labels()
+    heads = labels if isinstance(labels, dict) else {"": labels}
+    found = present if isinstance(present, dict) else {"": present}
+    for head, names in heads.items():
+        tag = f" (head {head!r})" if head else ""
+        if len(names) < 2:
+            raise ValueError(f"{where}{tag}: {len(names)} class ({', '.join(names)}); a classifier needs at least two")
+        missing = [n for n in names if n not in set(found[head])]
+        if missing:
+            shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise ValueError(f"{where}{tag}: {len(missing)} class(es) have no {train.subset} clips: {shown}")
 
 
 def _frontend(data: DataConfig) -> FrontendConfig:
@@ -106,11 +137,12 @@ def describe_labels(labels: Any) -> int | dict[str, int]:
     return {k: len(v) for k, v in labels.items()} if isinstance(labels, dict) else len(labels)
 
 
-def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) -> DataBundle:
+def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, labels: Any = None) -> DataBundle:
     """Dataset of ``subset`` (``"training" | "validation" | "testing"``) as configured by ``data``.
 
     Training datasets return one random crop (with SpecAugment when ``data.spec_augment``); evaluation
-    datasets return ``views`` uniform crops (``data.test_views``, else the preset's).
+    datasets return ``views`` uniform crops (``data.test_views``, else the preset's). With ``labels`` (a
+    model's class names) the targets index into them, matched by name (:meth:`arinext.data.Manifest.relabel`).
     """
     frontend = _frontend(data)
     views = 1 if training else (data.test_views or frontend.test_views)
@@ -119,7 +151,9 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) 
         ds = SyntheticSpectrograms(
             num_frames=frontend.num_frames, n_mels=frontend.n_mels, subset=subset, views=views, seed=seed, **kwargs
         )
-        return DataBundle(ds, ds.labels, ds.num_classes, False, frontend, views)
+        if labels is not None and list(labels) != ds.labels:
+            raise ValueError(f"synthetic data has classes {ds.labels}, the model {list(labels)}")
+        return DataBundle(ds, ds.labels, ds.num_classes, False, frontend, views, subset=subset)
 
     from ..data import AudioClipDataset, get_manifest
 
@@ -127,7 +161,9 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) 
         raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
     manifest = get_manifest(data.dataset, data.root, subset, **kwargs)
     if not manifest.records:
-        raise ValueError(f"{data.dataset!r} subset {subset!r} under {data.root!r} has no clips")
+        raise ValueError(f"{data.root}: the {subset} subset of {data.dataset!r} has no clips")
+    if labels is not None:
+        manifest = manifest.relabel(labels)
     spec_augment, noise = None, None
     if training and data.spec_augment:
         from ..audio.augment import SpecAugment
@@ -151,14 +187,14 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0) 
         seed=seed,
     )
     _log.info("%s/%s: %d clips, %s classes", data.dataset, subset, len(ds), manifest.num_classes)
-    return DataBundle(ds, manifest.labels, manifest.num_classes, manifest.multi_label, frontend, views)
+    return DataBundle(ds, manifest.labels, manifest.num_classes, manifest.multi_label, frontend, views, manifest, subset)
 
 
 def build_loader(
     dataset: Dataset,
     batch_size: int,
     training: bool,
-    num_workers: int,
+    num_workers: int | None,
     dist_info: DistInfo,
     seed: int = 0,
 ) -> tuple[DataLoader, DistributedSampler]:
@@ -169,6 +205,8 @@ def build_loader(
     lets a resumed run see exactly the batches of an uninterrupted one.
     """
     world = dist_info.world_size
+    if num_workers is None:
+        num_workers = default_num_workers()
     if batch_size % world:
         raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
     sampler = DistributedSampler(

@@ -14,7 +14,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_cat", "all_reduce_sum", "barrier", "cleanup_distributed", "init_distributed"]
+__all__ = [
+    "DistInfo",
+    "all_gather_cat",
+    "all_gather_list",
+    "all_reduce_sum",
+    "barrier",
+    "cleanup_distributed",
+    "init_distributed",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +86,15 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def all_gather_list(items: list[Any]) -> list[Any]:
+    """Concatenate the (picklable) lists every process holds (identity without a process group)."""
+    if not dist.is_initialized():
+        return list(items)
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(items))
+    return [x for part in parts for x in part]
 
 
 def all_gather_cat(x: Any, device: torch.device) -> Any:

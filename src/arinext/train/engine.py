@@ -12,18 +12,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..layers.classifier import MultiHeadOutput
 from ..layers.reparam import unwrap_model
-from .distributed import all_gather_cat, all_reduce_sum
+from ..utils.progress import progress_bar
+from .distributed import all_gather_cat, all_gather_list, all_reduce_sum
 from .tasks import EvalResult, Task
 
 __all__ = [
+    "Predictions",
     "autocast",
     "evaluate",
     "freeze_batchnorm",
@@ -66,12 +69,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def _frozen_bns(model: nn.Module) -> list[nn.Module]:
     model = unwrap_model(model)
-    stem_bn = getattr(getattr(getattr(model, "stem", None), "conv", None), "bn", None)
-    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m is not stem_bn]
+    stem = {id(m) for m in model.stem_batchnorms()}  # type: ignore[operator]
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and id(m) not in stem]
 
 
 def freeze_batchnorm(model: nn.Module) -> int:
-    """Freeze every BatchNorm2d except the stem's (``model.stem.conv.bn``): no affine gradients.
+    """Freeze every BatchNorm2d except the stem's (``model.stem_batchnorms()``): no affine gradients.
 
     Combine with :func:`set_train_mode` (``freeze_bn=True``), which keeps them in eval mode so their
     running statistics stay fixed. Returns the number of frozen layers.
@@ -103,6 +106,23 @@ def _report_bad(batch: dict[str, Any], bad: list[str]) -> None:
         _log.warning("skipped clip %s", err)
 
 
+@dataclass
+class Predictions:
+    """What :func:`predict` returns: one row per scored clip, sorted by dataset index.
+
+    Attributes:
+        scores: view-averaged probabilities ``(N, C)`` (a dict of them for several heads).
+        targets: the clips' targets.
+        indices: dataset index of each row.
+        skipped: error messages of the clips that could not be read (skipped, not scored).
+    """
+
+    scores: Any
+    targets: Any
+    indices: torch.Tensor
+    skipped: list[str] = field(default_factory=list)
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
@@ -112,7 +132,7 @@ def train_one_epoch(
     epoch: int = 0,
     freeze_bn: bool = False,
     amp: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Train one pass over ``loader``; returns ``loss``, ``acc`` and ``clips_per_s`` summed over processes.
 
@@ -122,7 +142,7 @@ def train_one_epoch(
     lr = optimizer.param_groups[0]["lr"]
     total_loss, total_correct, total_n, bad = 0.0, 0.0, 0, []
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not progress, leave=False, dynamic_ncols=True)
+    bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}", leave=False)
     for batch in bar:
         _report_bad(batch, bad)
         inputs = batch["inputs"]
@@ -142,7 +162,7 @@ def train_one_epoch(
         total_loss += loss.item() * n
         total_correct += task.correct(outputs, target)
         total_n += n
-        if progress:
+        if not bar.disable:
             rate = total_n / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix(loss=f"{total_loss / total_n:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
     elapsed = time.perf_counter() - start
@@ -158,18 +178,18 @@ def train_one_epoch(
 
 def _merge_views(scores: Any, views: int) -> Any:
     if isinstance(scores, dict):
-        return {k: _merge_views(v, views) for k, v in scores.items()}
+        return MultiHeadOutput({k: _merge_views(v, views) for k, v in scores.items()})
     return scores.view(-1, views, *scores.shape[1:]).mean(dim=1)
 
 
 def _cat(parts: list[Any]) -> Any:
     if parts and isinstance(parts[0], dict):
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return MultiHeadOutput({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
     return torch.cat(parts) if parts else torch.empty(0)
 
 
 def _select(x: Any, keep: torch.Tensor) -> Any:
-    return {k: v[keep] for k, v in x.items()} if isinstance(x, dict) else x[keep]
+    return MultiHeadOutput({k: v[keep] for k, v in x.items()}) if isinstance(x, dict) else x[keep]
 
 
 @torch.no_grad()
@@ -179,19 +199,19 @@ def predict(
     task: Task,
     device: torch.device,
     amp: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     desc: str = "eval",
-) -> tuple[Any, Any, torch.Tensor]:
+) -> Predictions:
     """View-averaged probabilities, targets and dataset indices of every clip, gathered over processes.
 
     Inputs of shape ``(B, V, 1, T, F)`` are ``V`` views of each clip: their softmax (sigmoid for
     multi-label) is averaged. Clips seen twice (padding of a distributed sampler) are kept once,
-    and rows come back sorted by dataset index.
+    and rows come back sorted by dataset index. Clips the loader skipped are listed in ``skipped``.
     """
     model.eval()
-    scores, targets, indices = [], [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-        _report_bad(batch, [])
+    scores, targets, indices, skipped = [], [], [], []
+    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False):
+        _report_bad(batch, skipped)
         inputs = batch["inputs"]
         if inputs is None or inputs.shape[0] == 0:
             continue
@@ -207,21 +227,15 @@ def predict(
     keep = torch.ones_like(index, dtype=torch.bool)
     keep[1:] = index[1:] != index[:-1]
     order = order[keep]
-    return _select(score, order), _select(target, order), index[keep]
+    return Predictions(_select(score, order), _select(target, order), index[keep], all_gather_list(skipped))
 
 
 def evaluate(
-    model: nn.Module,
-    loader: Iterable[dict[str, Any]],
-    task: Task,
-    device: torch.device,
-    amp: bool = False,
-    progress: bool = True,
-    desc: str = "eval",
+    model: nn.Module, loader: Iterable[dict[str, Any]], task: Task, device: torch.device, **kwargs: Any
 ) -> EvalResult:
-    """Multi-view evaluation: :func:`predict`, then ``task.evaluate`` (every process gets the result)."""
-    scores, targets, _ = predict(model, loader, task, device, amp, progress, desc)
-    return task.evaluate(scores, targets)
+    """Multi-view evaluation: :func:`predict` (same keyword arguments), then ``task.evaluate``."""
+    prediction = predict(model, loader, task, device, **kwargs)
+    return task.evaluate(prediction.scores, prediction.targets)
 
 
 @torch.no_grad()

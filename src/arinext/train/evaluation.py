@@ -1,11 +1,19 @@
-"""Evaluate a training checkpoint in its training form and its fused (re-parameterized) form.
+"""Evaluate a checkpoint in its training form and its fused (re-parameterized) form.
 
-Both forms see the same clips and views; their view-averaged probabilities must agree, and the
-report says by how much (``max_abs_prob_diff``). Output directory::
+Any checkpoint :func:`arinext.checkpoints.load` accepts works. The data comes from the training recipe
+stored with it (a run's ``best.pt`` and its ``pretrained/`` directory both carry it), changed by
+``--set`` overrides; a checkpoint without one (an authors' ``.pyth``) needs ``data.dataset`` and
+``data.root``. The dataset's classes are matched to the model's labels **by name**: a class with clips
+that the model does not know is an error.
 
-    metrics.json            {"training_form": {...}, "fused": {...}, "max_abs_prob_diff": ..., ...}
+Both forms see the same clips and views; their view-averaged probabilities must agree, and the report
+says by how much (``max_abs_prob_diff``). Every clip is accounted for: with ``data.on_bad_clip=error``
+(the default here) an unreadable clip stops the evaluation naming the file; with ``skip`` the skipped
+clips are counted and listed in ``metrics.json`` and ``clips`` is the number actually scored. Output::
+
+    metrics.json            {"training_form": {...}, "fused": {...}, "max_abs_prob_diff": ..., "clips": ...}
     per_class.csv           per-class support, accuracy, AP, AUC (per_class_verb.csv, ... for several heads)
-    confusion.png           row-normalised confusion matrix (confusion_verb.png, ...)
+    confusion.png           confusion matrix, counts and row-normalised (confusion_verb.png, ...)
 """
 
 from __future__ import annotations
@@ -14,17 +22,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..layers.reparam import reparameterize_model
-from ..models import create_model
-from .checkpoint import load_checkpoint
-from .config import apply_overrides, config_from_dict
+from torch import nn
+
+from ..checkpoints import load, model_labels
+from ..layers.reparam import fold_state, reparameterize_model
+from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader
 from .distributed import init_distributed
 from .engine import bf16_supported, predict
 from .report import write_eval_report
 from .tasks import make_task
 
-__all__ = ["evaluate_checkpoint"]
+__all__ = ["evaluate_checkpoint", "evaluation_config"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,65 +44,88 @@ def _max_diff(a: Any, b: Any) -> float:
     return float((a - b).abs().max()) if a.numel() else 0.0
 
 
+def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> TrainConfig:
+    """The recipe stored with ``model`` (or the defaults), with ``overrides``; evaluation stops on bad clips
+    unless ``data.on_bad_clip=skip`` is given."""
+    stored = (getattr(model, "pretrained_cfg", None) or {}).get("train_config")
+    values = dict(stored or {})
+    if not stored:
+        values = {"model": model.pretrained_cfg["model"]}  # type: ignore[union-attr,index]
+    values = apply_overrides(values, ["data.on_bad_clip=error", *(overrides or [])])
+    cfg = config_from_dict(values)
+    if not cfg.data.root and cfg.data.dataset != "synthetic":
+        source = model.pretrained_cfg.get("path")  # type: ignore[union-attr]
+        raise ValueError(
+            f"{source}: the checkpoint stores no training recipe; pass --set data.dataset=NAME --set data.root=DIR"
+        )
+    return cfg
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     overrides: list[str] | None = None,
     subset: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Multi-view test of ``checkpoint`` (a ``last.pt``/``best.pt``) on its recipe's test subset.
+    """Multi-view test of ``checkpoint`` on its recipe's test subset (training and fused form).
 
     Args:
-        checkpoint: training checkpoint; its stored config says which data and front end to use.
+        checkpoint: run directory, ``best.pt``/``last.pt``, save_pretrained directory or authors' ``.pyth``.
         out_dir: where ``metrics.json``, ``per_class*.csv`` and ``confusion*.png`` go.
         overrides: ``--set`` style changes to the stored config (``data.root=...``, ``data.test_views=5``).
         subset: evaluate this subset instead of the config's ``data.test_subset``.
-        progress: tqdm progress bars.
+        progress: progress bars (``None``: on a terminal only).
 
     Returns:
         The content of ``metrics.json``.
 
     Raises:
-        ValueError: if the training and fused forms disagree on the predicted classes' probabilities
-            by more than 1e-3 (a broken re-parameterization).
+        ValueError: a class of the data is not among the model's labels, or the training and fused
+            forms disagree on the probabilities by more than 1e-3 (a broken re-parameterization).
     """
-    ckpt = load_checkpoint(checkpoint)
-    cfg = config_from_dict(apply_overrides(ckpt["config"], overrides or []))
+    model = load(checkpoint)
+    labels = model_labels(model)
+    if labels is None:
+        raise ValueError(
+            f"{checkpoint}: the checkpoint stores no class names, so its outputs cannot be matched to the data's "
+            "classes; save it with arinext.save_pretrained(model, DIR, labels=[...]) first"
+        )
+    cfg = evaluation_config(model, overrides)
     info = init_distributed(cfg.device)
     subset = subset or cfg.data.test_subset
-    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed)
-    if bundle.num_classes != ckpt["num_classes"]:
-        raise ValueError(
-            f"checkpoint {str(checkpoint)!r} has {ckpt['num_classes']} classes but {cfg.data.dataset!r}/{subset} "
-            f"has {bundle.num_classes}"
-        )
+    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
     d = cfg.data
     loader, _ = build_loader(bundle.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
-    task = make_task(bundle.num_classes, ckpt.get("labels", bundle.labels), bundle.multi_label)
-    model = create_model(cfg.model, num_classes=ckpt["num_classes"], **cfg.model_args)
-    model.load_state_dict(ckpt["model"])
+    task = make_task(bundle.num_classes, bundle.labels, bundle.multi_label)
     model.to(info.device).eval()
-    fused = reparameterize_model(model)
+    forms = {"training_form": model, "fused": reparameterize_model(model)}
+    if fold_state(model) is not None:  # stored fused: there is no training form to compare with
+        forms = {"fused": model}
     amp = cfg.amp and bf16_supported(info.device)
-    scores, results = {}, {}
-    for name, net in (("training_form", model), ("fused", fused)):
-        probs, targets, _ = predict(net, loader, task, info.device, amp, progress, desc=name)
-        scores[name] = probs
-        results[name] = task.evaluate(probs, targets)
-    diff = _max_diff(scores["training_form"], scores["fused"])
+    scores, results, skipped = {}, {}, []
+    for name, net in forms.items():
+        prediction = predict(net, loader, task, info.device, amp, progress, desc=name)
+        scores[name] = prediction.scores
+        results[name] = task.evaluate(prediction.scores, prediction.targets)
+        skipped = prediction.skipped
+    diff = _max_diff(scores["training_form"], scores["fused"]) if len(forms) == 2 else 0.0
+    if skipped:
+        _log.warning("%d clip(s) skipped as unreadable, e.g. %s", len(skipped), "; ".join(skipped[:3]))
     extra = {
         "max_abs_prob_diff": diff,
         "checkpoint": str(checkpoint),
-        "epoch": int(ckpt["epoch"]),
+        "epoch": model.pretrained_cfg.get("epoch"),  # type: ignore[union-attr]
         "dataset": cfg.data.dataset,
         "subset": subset,
         "views": bundle.views,
-        "clips": len(bundle.dataset),
+        "clips": len(bundle.dataset) - len(skipped),  # type: ignore[arg-type]
+        "skipped_clips": len(skipped),
+        "skipped_examples": skipped[:10],
     }
     content = write_eval_report(results, out_dir, extra) if info.is_main else {}
     tol = 1e-2 if amp else 1e-3
     if diff > tol:
         raise ValueError(f"training and fused forms disagree: max |dp| = {diff:.3g} > {tol:g}")
-    _log.info("%s: %s", subset, {k: round(v, 4) for k, v in results["training_form"].summary.items()})
+    _log.info("%s: %s", subset, {k: round(v, 4) for k, v in results[next(iter(results))].summary.items()})
     return content

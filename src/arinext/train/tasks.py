@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
 
+from ..layers.classifier import MultiHeadOutput
 from .metrics import (
     average_precision,
     confusion_matrix,
@@ -30,7 +31,9 @@ from .metrics import (
 
 __all__ = ["EvalResult", "MultiHeadTask", "MultiLabelTask", "SingleLabelTask", "Task", "make_task"]
 
-Outputs = Union[torch.Tensor, dict[str, torch.Tensor]]  # noqa: UP007 (runtime alias on 3.10)
+#: What a task's model returns: logits ``(B, C)``, or a :class:`~arinext.layers.MultiHeadOutput`.
+Out = TypeVar("Out", torch.Tensor, MultiHeadOutput)
+Heads = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -50,21 +53,24 @@ class EvalResult:
     labels: dict[str, list[str]] = field(default_factory=dict)
 
 
-class Task:
-    """Interface: ``loss``, ``scores`` (probabilities), ``correct`` (training accuracy) and ``evaluate``."""
+class Task(Generic[Out]):
+    """Interface: ``loss``, ``scores`` (probabilities), ``correct`` (training accuracy) and ``evaluate``.
 
-    def loss(self, outputs: Outputs, target: Any) -> torch.Tensor:
+    ``Out`` is what the model returns: a logits tensor, or a :class:`~arinext.layers.MultiHeadOutput`.
+    """
+
+    def loss(self, outputs: Out, target: Any) -> torch.Tensor:
         raise NotImplementedError
 
-    def scores(self, outputs: Outputs) -> Outputs:
+    def scores(self, outputs: Out) -> Out:
         """Logits to probabilities (what multi-view testing averages)."""
         raise NotImplementedError
 
-    def correct(self, outputs: Outputs, target: Any) -> int:
+    def correct(self, outputs: Out, target: Any) -> int:
         """Number of clips of the batch counted correct (top-1) for progress reporting."""
         raise NotImplementedError
 
-    def evaluate(self, scores: Outputs, target: Any) -> EvalResult:
+    def evaluate(self, scores: Out, target: Any) -> EvalResult:
         """Metrics of view-averaged ``scores`` against all targets of a subset."""
         raise NotImplementedError
 
@@ -104,7 +110,7 @@ def _single_label_metrics(prefix: str, scores: torch.Tensor, target: torch.Tenso
     return EvalResult(summary, {head: rows}, {head: conf}, {head: labels})
 
 
-class SingleLabelTask(Task):
+class SingleLabelTask(Task[torch.Tensor]):
     """One class per clip: cross-entropy; top-1/top-5, mean class accuracy, mAP, mean AUC, d'."""
 
     def __init__(self, labels: list[str] | None = None, num_classes: int | None = None) -> None:
@@ -112,20 +118,20 @@ class SingleLabelTask(Task):
             raise ValueError("give labels or num_classes")
         self.labels = _names(labels, int(num_classes or 0))
 
-    def loss(self, outputs: Outputs, target: Any) -> torch.Tensor:
-        return F.cross_entropy(outputs.float(), target)  # type: ignore[union-attr]
+    def loss(self, outputs: torch.Tensor, target: Any) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), target)
 
-    def scores(self, outputs: Outputs) -> Outputs:
-        return outputs.float().softmax(dim=-1)  # type: ignore[union-attr]
+    def scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float().softmax(dim=-1)
 
-    def correct(self, outputs: Outputs, target: Any) -> int:
-        return int((outputs.argmax(dim=-1) == target).sum())  # type: ignore[union-attr]
+    def correct(self, outputs: torch.Tensor, target: Any) -> int:
+        return int((outputs.argmax(dim=-1) == target).sum())
 
-    def evaluate(self, scores: Outputs, target: Any) -> EvalResult:
-        return _single_label_metrics("", scores, target, self.labels)  # type: ignore[arg-type]
+    def evaluate(self, scores: torch.Tensor, target: Any) -> EvalResult:
+        return _single_label_metrics("", scores, target, self.labels)
 
 
-class MultiLabelTask(Task):
+class MultiLabelTask(Task[torch.Tensor]):
     """Multi-hot targets: per-class binary cross-entropy; mAP, mean AUC, d', precision@1."""
 
     def __init__(self, labels: list[str] | None = None, num_classes: int | None = None) -> None:
@@ -133,21 +139,21 @@ class MultiLabelTask(Task):
             raise ValueError("give labels or num_classes")
         self.labels = _names(labels, int(num_classes or 0))
 
-    def loss(self, outputs: Outputs, target: Any) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(outputs.float(), target.float())  # type: ignore[union-attr]
+    def loss(self, outputs: torch.Tensor, target: Any) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(outputs.float(), target.float())
 
-    def scores(self, outputs: Outputs) -> Outputs:
-        return outputs.float().sigmoid()  # type: ignore[union-attr]
+    def scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs.float().sigmoid()
 
-    def correct(self, outputs: Outputs, target: Any) -> int:
-        top = outputs.argmax(dim=-1, keepdim=True)  # type: ignore[union-attr]
+    def correct(self, outputs: torch.Tensor, target: Any) -> int:
+        top = outputs.argmax(dim=-1, keepdim=True)
         return int(target.gather(1, top).sum())
 
-    def evaluate(self, scores: Outputs, target: Any) -> EvalResult:
-        ap, auc = average_precision(scores, target), roc_auc(scores, target)  # type: ignore[arg-type]
-        mauc = mean_auc(scores, target)  # type: ignore[arg-type]
+    def evaluate(self, scores: torch.Tensor, target: Any) -> EvalResult:
+        ap, auc = average_precision(scores, target), roc_auc(scores, target)
+        mauc = mean_auc(scores, target)
         summary = {
-            "mAP": mean_average_precision(scores, target),  # type: ignore[arg-type]
+            "mAP": mean_average_precision(scores, target),
             "mAUC": mauc,
             "d_prime": d_prime(mauc),
             "precision_at_1": self.correct(scores, target) / max(1, target.shape[0]),
@@ -160,7 +166,7 @@ class MultiLabelTask(Task):
         return EvalResult(summary, {"class": rows}, {}, {"class": self.labels})
 
 
-class MultiHeadTask(Task):
+class MultiHeadTask(Task[MultiHeadOutput]):
     """Several single-label heads (EPIC-KITCHENS-100 verb + noun): mean of the heads' cross-entropies.
 
     Metrics: each head's single-label metrics prefixed ``verb_``/``noun_``, plus ``action_top1`` and
@@ -169,26 +175,28 @@ class MultiHeadTask(Task):
     """
 
     def __init__(self, labels: dict[str, list[str]] | None = None, num_classes: dict[str, int] | None = None) -> None:
-        if labels is None and num_classes is None:
+        if labels is not None:
+            self.labels = {k: list(v) for k, v in labels.items()}
+        elif num_classes is not None:
+            self.labels = {k: _names(None, n) for k, n in num_classes.items()}
+        else:
             raise ValueError("give labels or num_classes")
-        heads = labels if labels is not None else {k: None for k in num_classes}  # type: ignore[union-attr]
-        self.labels = {k: _names(v, (num_classes or {}).get(k, 0)) for k, v in heads.items()}  # type: ignore[arg-type]
 
-    def loss(self, outputs: Outputs, target: Any) -> torch.Tensor:
-        losses = [F.cross_entropy(outputs[k].float(), target[k]) for k in self.labels]  # type: ignore[index]
+    def loss(self, outputs: MultiHeadOutput, target: Any) -> torch.Tensor:
+        losses = [F.cross_entropy(outputs[k].float(), target[k]) for k in self.labels]
         return torch.stack(losses).mean()
 
-    def scores(self, outputs: Outputs) -> Outputs:
-        return {k: outputs[k].float().softmax(dim=-1) for k in self.labels}  # type: ignore[index]
+    def scores(self, outputs: MultiHeadOutput) -> MultiHeadOutput:
+        return MultiHeadOutput({k: outputs[k].float().softmax(dim=-1) for k in self.labels})
 
-    def _all_right(self, outputs: Outputs, target: Any) -> torch.Tensor:
-        hits = [outputs[k].argmax(dim=-1) == target[k] for k in self.labels]  # type: ignore[index]
+    def _all_right(self, outputs: Heads, target: Any) -> torch.Tensor:
+        hits = [outputs[k].argmax(dim=-1) == target[k] for k in self.labels]
         return torch.stack(hits).all(dim=0)
 
-    def correct(self, outputs: Outputs, target: Any) -> int:
+    def correct(self, outputs: MultiHeadOutput, target: Any) -> int:
         return int(self._all_right(outputs, target).sum())
 
-    def _action_top5(self, scores: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> float:
+    def _action_top5(self, scores: Heads, target: Heads) -> float:
         # The 5 best head-class combinations of the product score lie among each head's 5 best classes.
         k = 5
         n = target[next(iter(self.labels))].shape[0]
@@ -206,10 +214,10 @@ class MultiHeadTask(Task):
         hit = (chosen == truth[:, None, :]).all(dim=2).any(dim=1)
         return hit.float().mean().item() if n else float("nan")
 
-    def evaluate(self, scores: Outputs, target: Any) -> EvalResult:
+    def evaluate(self, scores: MultiHeadOutput, target: Any) -> EvalResult:
         result = EvalResult({})
         for head in self.labels:
-            head_scores, head_target = scores[head], target[head]  # type: ignore[index]
+            head_scores, head_target = scores[head], target[head]
             part = _single_label_metrics(f"{head}_", head_scores, head_target, self.labels[head])
             result.summary.update(part.summary)
             result.per_class.update(part.per_class)
@@ -217,13 +225,13 @@ class MultiHeadTask(Task):
             result.labels.update(part.labels)
         n = max(1, target[next(iter(self.labels))].shape[0])
         result.summary["action_top1"] = self.correct(scores, target) / n
-        result.summary["action_top5"] = self._action_top5(scores, target)  # type: ignore[arg-type]
+        result.summary["action_top5"] = self._action_top5(scores, target)
         # the single headline number used to pick the best checkpoint
         result.summary["top1"] = result.summary["action_top1"]
         return result
 
 
-def make_task(num_classes: int | dict[str, int], labels: Any = None, multi_label: bool = False) -> Task:
+def make_task(num_classes: int | dict[str, int], labels: Any = None, multi_label: bool = False) -> Task[Any]:
     """The task for a dataset: multi-head for a dict of class counts, multi-label or single-label otherwise."""
     if isinstance(num_classes, dict):
         return MultiHeadTask(labels, num_classes)

@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,62 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 
+from ..checkpoints import (
+    CheckpointError,
+    load,
+    load_checkpoint,
+    model_labels,
+    resolve,
+    save_checkpoint,
+    save_pretrained,
+)
+from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
 from ..layers.reparam import unwrap_model
 from ..models import create_model
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
-from .data import build_dataset, build_loader
+from .data import build_dataset, build_loader, check_trainable
 from .distributed import DistInfo, barrier, init_distributed
 from .engine import bf16_supported, evaluate, freeze_batchnorm, param_groups, precise_bn, train_one_epoch
 from .report import EpochLogger, plot_curves
 from .tasks import make_task
 
-__all__ = ["fit", "fit_folds", "load_init_weights", "seed_everything"]
+__all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "load_init_weights", "seed_everything"]
 
 _log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        best: best validation ``select_metric``.
+        best_epoch: the 1-based epoch that reached it (``best.pt``).
+        history: one row per epoch, as in ``log.csv``.
+        model: the trained model after the last epoch (unwrapped, training form).
+        run_dir: the run directory.
+    """
+
+    best: float
+    best_epoch: int
+    history: list[dict[str, Any]]
+    model: nn.Module
+    run_dir: Path
+
+
+@dataclass
+class FoldsResult:
+    """What :func:`fit_folds` returns for a cross-validated recipe: one :class:`FitResult` per fold."""
+
+    select_metric: str
+    folds: dict[int, FitResult] = field(default_factory=dict)
+
+    @property
+    def best(self) -> float:
+        """The mean over folds of each fold's best validation metric."""
+        return sum(r.best for r in self.folds.values()) / max(1, len(self.folds))
 
 
 def seed_everything(seed: int) -> None:
@@ -54,28 +96,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _init_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """Model weights from a save_pretrained directory, an authors' ``.pyth`` or a training checkpoint."""
-    p = Path(path)
-    if p.is_dir():
-        from ..hub import load_pretrained
-
-        return load_pretrained(p).state_dict()
-    if p.suffix == ".pyth":
-        from ..models.convert import load_official_checkpoint
-
-        return load_official_checkpoint(p, form="training").state_dict()
-    return load_checkpoint(p)["model"]
-
-
-def load_init_weights(model: nn.Module, path: str) -> int:
+def load_init_weights(model: nn.Module, path: str, labels: Any = None) -> int:
     """Load every weight except the head's from ``path`` into ``model``; the head is re-initialised.
 
+    Head rows of classes that the checkpoint and ``labels`` (the new dataset's class names) share are
+    copied by name, so fine-tuning on an overlapping label set keeps what the model knew of those classes.
     The backbone must match exactly (same keys and shapes), otherwise ``ValueError`` names the
     differences: a fused (inference-form) checkpoint, for instance, cannot start a fine-tuning run.
     Returns the number of tensors loaded.
     """
-    source = {k: v for k, v in _init_state_dict(path).items() if not k.startswith("head.")}
+    pretrained = load(path, form="training")
+    source = {k: v for k, v in pretrained.state_dict().items() if not k.startswith("head.")}
     target = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
     missing = sorted(set(target) - set(source))
     unexpected = sorted(set(source) - set(target))
@@ -87,8 +118,25 @@ def load_init_weights(model: nn.Module, path: str) -> int:
         )
     # the head keeps the fresh initialisation it got when the model was built for this dataset
     model.load_state_dict(source, strict=False)
-    _log.info("initialised %d tensors from %s (head re-initialised)", len(source), path)
+    kept = _copy_head_rows(pretrained, model, model_labels(pretrained), labels)
+    _log.info("initialised %d tensors from %s (head re-initialised, %d classes kept by name)", len(source), path, kept)
     return len(source)
+
+
+@torch.no_grad()
+def _copy_head_rows(source: nn.Module, target: nn.Module, old: Any, new: Any) -> int:
+    """Copy the linear-head rows of the classes ``old`` and ``new`` share (single-head models only)."""
+    src, dst = source.get_classifier(), target.get_classifier()  # type: ignore[operator]
+    if not (isinstance(old, list) and isinstance(new, list)) or not isinstance(src, nn.Linear):
+        return 0
+    if not isinstance(dst, nn.Linear) or src.in_features != dst.in_features:
+        return 0
+    index = {name: i for i, name in enumerate(old)}
+    shared = [(index[name], j) for j, name in enumerate(new) if name in index]
+    for i, j in shared:
+        dst.weight[j] = src.weight[i]
+        dst.bias[j] = src.bias[i]
+    return len(shared)
 
 
 def _gather_rng(info: DistInfo) -> list[dict[str, Any]]:
@@ -120,23 +168,45 @@ def _resolve_amp(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.amp
 
 
-def _build_model(cfg: TrainConfig, num_classes: Any, init: bool) -> nn.Module:
+def _build_model(cfg: TrainConfig, num_classes: Any, labels: Any, init: bool) -> nn.Module:
     model = create_model(cfg.model, num_classes=num_classes, **cfg.model_args)
     if init and cfg.init_from:
-        load_init_weights(model, cfg.init_from)
-    if cfg.optim.freeze_bn:
+        load_init_weights(model, cfg.init_from, labels)
+    if cfg.freezes_bn():
         n = freeze_batchnorm(model)
-        _log.info("froze %d BatchNorm layers (all but the stem's)", n)
+        why = f"fine-tuning from {cfg.init_from}" if cfg.init_from else "optim.freeze_bn=true"
+        _log.info("BatchNorm: %d layers frozen, the stem's trained (%s)", n, why)
+    else:
+        why = "training from scratch" if not cfg.init_from else "optim.freeze_bn=false"
+        _log.info("BatchNorm: every layer trained (%s)", why)
     return model
 
 
-def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
+def _restore(
+    path: Path, cfg: TrainConfig, num_classes: Any, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> dict[str, Any]:
     """Load ``last.pt`` into ``model`` and ``optimizer``; return the loop state it holds."""
     ckpt = load_checkpoint(path, map_location=device)
-    model.load_state_dict(ckpt["model"])
+    stored = (ckpt["config"].get("model"), ckpt.get("num_classes"))
+    if stored != (cfg.model, num_classes):
+        raise CheckpointError(
+            f"--resume: {path} holds {stored[0]} with {stored[1]} classes, but this run builds {cfg.model} with "
+            f"{num_classes} classes; use another --out, or drop --resume to start over"
+        )
+    load_state_strict(unwrap_model(model), ckpt["model"], f"--resume: {path}", "this run's model")
     optimizer.load_state_dict(ckpt["optimizer"])
     _log.info("resuming %s after epoch %d", path, ckpt["epoch"])
     return {k: ckpt[k] for k in ("epoch", "best", "best_epoch", "history", "rng")}
+
+
+def _preflight(cfg: TrainConfig) -> TrainConfig:
+    """Checks that need no data (model, init_from, data root), before anything is scanned; absolute paths."""
+    cfg = cfg.with_absolute_paths()
+    if cfg.init_from:
+        resolve(cfg.init_from)  # raises naming what was found and what is accepted
+    if cfg.data.dataset != "synthetic" and not cfg.data.root:
+        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
+    return cfg
 
 
 def _validate(
@@ -145,8 +215,8 @@ def _validate(
 ) -> dict[str, float]:  # fmt: skip
     """Precise-BN (if configured), then the validation metrics."""
     if cfg.precise_bn_batches:
-        precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.optim.freeze_bn, amp)
-    summary = evaluate(net, val_loader, task, device, amp, progress, desc="val").summary
+        precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.freezes_bn(), amp)
+    summary = evaluate(net, val_loader, task, device, amp=amp, progress=progress, desc="val").summary
     if cfg.select_metric not in summary:
         raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
     return summary
@@ -164,27 +234,28 @@ def fit(
     cfg: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     on_epoch_end: EpochHook | None = None,
-) -> dict[str, Any]:
-    """Train ``cfg`` into ``out_dir``; returns ``{"best", "best_epoch", "history", "model"}``
-    (``model``: the trained model after the last epoch, unwrapped).
+) -> FitResult:
+    """Train ``cfg`` into ``out_dir``.
 
     Args:
         cfg: the experiment.
         out_dir: run directory (created).
         resume: continue from ``out_dir/last.pt`` when it exists.
-        progress: tqdm progress bars (main process only).
+        progress: progress bars on the main process: ``None`` on a terminal only, ``True``/``False`` always/never.
         on_epoch_end: called as ``hook(epoch, row)`` on every process after each epoch's checkpoint.
     """
+    cfg = _preflight(cfg)
     out = Path(out_dir)
     info = init_distributed(cfg.device)
     device, amp = info.device, _resolve_amp(cfg, info.device)
-    progress = progress and info.is_main
+    progress = progress if info.is_main else False
     seed_everything(cfg.seed)
     d = cfg.data
     train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
     val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
+    check_trainable(train, val)
     train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
     val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(train.num_classes, train.labels, train.multi_label)
@@ -193,7 +264,7 @@ def fit(
     resuming = resume and last_path.is_file()
     if not resuming and last_path.is_file():
         _log.warning("%s exists: starting a new run over it (--resume continues it)", last_path)
-    model = _build_model(cfg, train.num_classes, init=not resuming).to(device)
+    model = _build_model(cfg, train.num_classes, train.labels, init=not resuming).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)  # convs then emit NHWC activations
     optimizer = torch.optim.SGD(
@@ -204,7 +275,7 @@ def fit(
     )
     state = {"epoch": 0, "best": float("-inf"), "best_epoch": -1, "history": [], "rng": None}
     if resuming:
-        state = _restore(last_path, model, optimizer, device)
+        state = _restore(last_path, cfg, train.num_classes, model, optimizer, device)
     start_epoch, best, best_epoch = state["epoch"], state["best"], state["best_epoch"]
     history, rng_states = list(state["history"]), state["rng"]
     if info.is_main:
@@ -227,7 +298,7 @@ def fit(
         train_sampler.set_epoch(epoch)
         if hasattr(train.dataset, "set_epoch"):
             train.dataset.set_epoch(epoch)  # per-epoch crops and SpecAugment draws
-        stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.optim.freeze_bn, amp, progress)
+        stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.freezes_bn(), amp, progress)
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
             summary = _validate(net, cfg, train_loader, val_loader, task, device, amp, progress)
@@ -249,39 +320,36 @@ def fit(
         if cfg.export_pretrained and (out / "best.pt").is_file():
             _export_best(out, train.labels, train.frontend.to_dict(), cfg)
     barrier()
-    return {"best": best, "best_epoch": best_epoch, "history": history, "model": model}
+    return FitResult(best, best_epoch, history, model, out)
 
 
 def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
-    from ..hub import save_pretrained
-
-    ckpt = load_checkpoint(out / "best.pt")
-    model = create_model(cfg.model, num_classes=ckpt["num_classes"], **cfg.model_args)
-    model.load_state_dict(ckpt["model"])
-    save_pretrained(model.eval(), out / "pretrained", labels=labels, frontend=frontend)
-    _log.info("exported the best model (epoch %d) to %s", ckpt["epoch"], out / "pretrained")
+    model = load(out / "best.pt")  # keeps the training config, so `arinext eval RUN/pretrained` finds the data
+    save_pretrained(model, out / "pretrained", labels=labels, frontend=frontend)
+    _log.info("exported the best model (epoch %d) to %s", model.pretrained_cfg["epoch"], out / "pretrained")
 
 
-def fit_folds(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def fit_folds(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool | None = None
+) -> FitResult | FoldsResult:
     """One :func:`fit` per ``cfg.data.folds`` entry ``k`` (as ``data.dataset_args.fold=k``) into
     ``out_dir/fold{k}``; writes ``folds.json`` with each fold's best validation metric and their mean
     (UrbanSound8K's 10-fold protocol). Without folds, a plain :func:`fit`."""
     if not cfg.data.folds:
         return fit(cfg, out_dir, resume, progress)
-    results = {}
+    result = FoldsResult(cfg.select_metric)
     for k in cfg.data.folds:
         _log.info("fold %d of %s", k, cfg.data.folds)
         # each fold's stored config names its fold, so `arinext eval RUN/fold3/best.pt` tests fold 3
         fold_cfg = copy.deepcopy(cfg)
         fold_cfg.data.folds = []
         fold_cfg.data.dataset_args["fold"] = k
-        results[k] = fit(fold_cfg, Path(out_dir) / f"fold{k}", resume, progress)
-    bests = [r["best"] for r in results.values()]
+        result.folds[k] = fit(fold_cfg, Path(out_dir) / f"fold{k}", resume, progress)
     summary = {
         "select_metric": cfg.select_metric,
-        "folds": {str(k): r["best"] for k, r in results.items()},
-        "mean": sum(bests) / len(bests),
+        "folds": {str(k): r.best for k, r in result.folds.items()},
+        "mean": result.best,
     }
     if int(torch.distributed.get_rank() if dist.is_initialized() else 0) == 0:
         (Path(out_dir) / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return result

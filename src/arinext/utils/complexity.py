@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_params", "count_macs"]
+__all__ = ["count_macs", "count_params"]
 
 
 def count_params(model: nn.Module) -> int:

@@ -3,6 +3,7 @@
 Folder layout (``"folder"``)::
 
     root/<class>/<clip>.wav            one folder per class; subsets by a stable hash of the path
+                                       (folders starting with "_" or "." are not classes)
     root/training/<class>/<clip>.wav   or explicit subset folders (training|validation|testing,
     root/validation/<class>/...        also train|val|test)
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..records import ClipRecord, Manifest, build_manifest, check_subset, csv_rows, label_index
+from ..records import ClipRecord, DatasetNotFoundError, Manifest, build_manifest, check_subset, csv_rows, label_index
 
 __all__ = ["csv_manifest", "folder_manifest", "hash_subset"]
 
@@ -38,6 +39,12 @@ def hash_subset(name: str, validation_percent: float = 10.0, testing_percent: fl
     return "testing" if bucket < validation_percent + testing_percent else "training"
 
 
+def _class_dirs(parent: Path) -> list[Path]:
+    """Class folders of ``parent``: sub-folders, except hidden ones and ``_``-prefixed ones such as
+    Speech Commands' ``_background_noise_``."""
+    return [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+
+
 def folder_manifest(
     root: str | Path, subset: str, validation_percent: float = 10.0, testing_percent: float = 10.0
 ) -> Manifest:
@@ -45,16 +52,16 @@ def folder_manifest(
     check_subset(subset)
     root = Path(root)
     if not root.is_dir():
-        raise RuntimeError(f"folder: {root} does not exist; expected <root>/<class>/<clip>.wav")
+        raise DatasetNotFoundError(f"folder: {root} does not exist; expected <root>/<class>/<clip>.wav")
     split_dirs = {_ALIASES[p.name]: p for p in root.iterdir() if p.is_dir() and p.name in _ALIASES}
     class_parents = list(split_dirs.values()) if split_dirs else [root]
-    labels = sorted({c.name for parent in class_parents for c in parent.iterdir() if c.is_dir()})
+    labels = sorted({c.name for parent in class_parents for c in _class_dirs(parent)})
     if not labels:
-        raise RuntimeError(f"folder: no class folders in {root}; expected <root>/<class>/<clip>.wav")
+        raise DatasetNotFoundError(f"folder: no class folders in {root}; expected <root>/<class>/<clip>.wav")
     to_index = {name: i for i, name in enumerate(labels)}
     base = split_dirs.get(subset) if split_dirs else root
     rows = []
-    for class_dir in sorted(p for p in (base.iterdir() if base else []) if p.is_dir()):
+    for class_dir in sorted(_class_dirs(base) if base else []):
         for f in sorted(p for p in class_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
             rel = f.relative_to(root).as_posix()
             if not split_dirs and hash_subset(rel, validation_percent, testing_percent) != subset:
@@ -84,7 +91,7 @@ def csv_manifest(
     check_subset(subset)
     csv_path = Path(root) / "manifest.csv" if Path(root).is_dir() else Path(root)
     if not csv_path.is_file():
-        raise RuntimeError(f"csv: manifest {csv_path} not found; expected a 'path,label[,split]' CSV")
+        raise DatasetNotFoundError(f"csv: manifest {csv_path} not found; expected a 'path,label[,split]' CSV")
     table = list(csv_rows(csv_path, ("path", "label")))
     row_labels = [[x.strip() for x in row["label"].split(";") if x.strip()] for _, row in table]
     if isinstance(labels, (str, Path)):

@@ -14,18 +14,14 @@ import json
 from pathlib import Path
 
 from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, require_root
+from ..vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
 
-__all__ = ["NSYNTH_FAMILIES", "nsynth"]
-
-NSYNTH_FAMILIES = [
-    "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal",
-]  # fmt: skip
-_FOLDERS = {"training": "nsynth-train", "validation": "nsynth-valid", "testing": "nsynth-test"}
+__all__ = ["nsynth"]
 
 
 def nsynth(root: str | Path, subset: str) -> Manifest:
     """Manifest of one NSynth split, labelled by ``instrument_family``."""
-    folder = _FOLDERS[check_subset(subset)]
+    folder = NSYNTH_FOLDERS[check_subset(subset)]
     root = require_root(root, "nsynth", f"{folder}/examples.json",
                         hint=f"Expected {folder}/examples.json and {folder}/audio/<note>.wav.")  # fmt: skip
     json_path = root / folder / "examples.json"

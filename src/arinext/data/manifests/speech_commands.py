@@ -14,15 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import ClipRecord, Manifest, build_manifest, check_subset, label_index, require_root
+from ..vocab import SPEECH_COMMANDS_V2_WORDS
 
-__all__ = ["SPEECH_COMMANDS_V2_WORDS", "speech_commands_v2"]
-
-#: The 35 words of V2, in the class order used here (alphabetical).
-SPEECH_COMMANDS_V2_WORDS = [
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
-    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
-    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
-]  # fmt: skip
+__all__ = ["speech_commands_v2", "word_folders"]
 _AUDIO_SUFFIXES = (".wav", ".flac")
 
 
@@ -40,6 +34,13 @@ def _read_list(path: Path) -> dict[str, str]:
     return out
 
 
+def word_folders(root: Path) -> list[str]:
+    """The word folders under ``root`` (not ``_background_noise_`` or hidden ones), the V2 words first in
+    their class order, then any other word sorted."""
+    present = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    return [w for w in SPEECH_COMMANDS_V2_WORDS if w in present] + sorted(present - set(SPEECH_COMMANDS_V2_WORDS))
+
+
 def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None = None) -> Manifest:
     """Manifest of one subset of Speech Commands V2.
 
@@ -47,7 +48,8 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
         root: the extracted archive (holds the word folders and the two list files).
         subset: ``"validation"``/``"testing"`` are the official lists; ``"training"`` is every
             other clip of a word folder.
-        labels: class list; default the 35 V2 words. A word folder outside it is an error.
+        labels: class list; default the word folders found (:func:`word_folders`): the 35 words for the
+            real dataset, 10 for a build of the ten core words. A word folder outside it is an error.
     """
     check_subset(subset)
     root = require_root(
@@ -57,7 +59,7 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
         "testing_list.txt",
         hint="Expected <root>/<word>/*.wav plus validation_list.txt and testing_list.txt.",
     )
-    labels = labels or SPEECH_COMMANDS_V2_WORDS
+    labels = labels or word_folders(root)
     to_index = {w: i for i, w in enumerate(labels)}
     lists = {name: _read_list(root / f"{name}_list.txt") for name in ("validation", "testing")}
     both = lists["validation"].keys() & lists["testing"].keys()

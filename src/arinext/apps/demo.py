@@ -1,0 +1,335 @@
+"""The end-to-end demo: train, evaluate, fuse, export, classify and time a keyword spotter.
+
+Runs offline on the bundled ten-word sample (``arinext/assets/keywords10``, built from Debian's
+speech synthesizers by ``arinext data keywords``) or on any dataset in the Speech Commands V2 layout,
+and writes ``report.md`` with the measured numbers and plots into the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..audio.frontend import FrontendConfig, get_preset
+from ..checkpoints import load
+from ..data import AudioClipDataset, get_manifest, make_loader
+from ..data.manifests.speech_commands import word_folders
+from ..deploy import AudioClassifier
+from ..layers.reparam import reparameterize_model
+from ..models import create_model
+from ..train import FitResult, fit, load_config
+from ..train.evaluation import evaluate_checkpoint
+from ..utils.complexity import count_macs, count_params
+from ..utils.progress import progress_bar
+from ..utils.timing import time_interleaved
+
+__all__ = ["DEMO_FRONTEND", "DemoOptions", "bundled_sample", "featurize_subset", "run_demo", "train_demo_model"]
+
+log = logging.getLogger(__name__)
+
+#: The demo's front end: the paper's Speech Commands preset (16 kHz, n_fft 2048, HTK mels, log) with the
+#: frame rate and band count of common keyword spotters (25 ms / 10 ms, 64 bands): 1 s -> 101 x 64.
+DEMO_FRONTEND = dict(win_ms=25.0, hop_ms=10.0, n_mels=64, num_frames=101, clip_seconds=1.0)
+
+
+def bundled_sample() -> Path:
+    """Path of the bundled ten-word keyword sample (Speech Commands V2 layout, FLAC)."""
+    return Path(str(files("arinext") / "assets" / "keywords10"))
+
+
+@dataclass
+class DemoOptions:
+    """What the demo trains and measures; the defaults fit 2 CPU cores and 10 minutes."""
+
+    out: str = "runs/demo"
+    data: str | None = None
+    model: str = "audio_rep_inception_next_tiny"
+    epochs: int = 120
+    lr: float = 0.1
+    batch_size: int = 32
+    num_workers: int = 2
+    seed: int = 0
+    frontend: dict[str, Any] = field(default_factory=lambda: dict(DEMO_FRONTEND))
+    baseline: str = "slowfast_audio_r50"
+    bench_runs: int = 20
+    progress: bool | None = None
+
+
+def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path) -> FitResult:
+    lr_steps = [int(opts.epochs * 0.6), int(opts.epochs * 0.85)]
+    cfg = load_config(
+        {
+            "model": opts.model,
+            "model_args": {"drop_rate": 0.2},
+            "data": {
+                "dataset": "speech_commands_v2",
+                "root": str(root),
+                "dataset_args": {"labels": words},
+                "preset": "speech_commands_v2",
+                "frontend": opts.frontend,
+                "batch_size": opts.batch_size,
+                "num_workers": opts.num_workers,
+                "spec_augment": True,
+                # the paper's masks are sized for 512 frames x 128 bands; scaled to the demo's 101 x 64
+                "spec_augment_args": {"time_mask": 10, "freq_mask": 13},
+                "background_noise": "auto",
+                "noise_snr_db": [5.0, 25.0],
+            },
+            "optim": {
+                "lr": opts.lr,
+                "epochs": opts.epochs,
+                "lr_steps": lr_steps,
+                "lr_factors": [0.1, 0.01],
+                "weight_decay": 1e-4,
+            },
+            "precise_bn_batches": 0,
+            "eval_every": max(1, opts.epochs // 8),
+            "seed": opts.seed,
+            "device": "cpu",
+        }
+    )
+    return fit(cfg, out, progress=opts.progress)
+
+
+def featurize_subset(
+    root: Path, words: list[str], fe: FrontendConfig, subset: str, limit: int | None = None
+) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Log-mels (no augmentation), targets and paths of one subset; ``limit`` clips spread over all words."""
+    manifest = get_manifest("speech_commands_v2", root, subset, labels=words)
+    if limit is not None:
+        manifest.records = manifest.records[:: max(1, len(manifest.records) // limit)][:limit]
+    ds = AudioClipDataset(manifest, fe, training=False, on_bad_clip="error")
+    xs, ys = [], []
+    for batch in make_loader(ds, 64, False, 0):
+        xs.append(batch["inputs"])
+        ys.append(batch["target"].numpy())
+    return torch.cat(xs), np.concatenate(ys), [r.path for r in manifest.records]
+
+
+@torch.no_grad()
+def _predictions(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    return torch.cat([model(chunk) for chunk in x.split(64)]).argmax(-1).numpy()
+
+
+def _latency(opts: DemoOptions, trained: nn.Module, num_classes: int, shape: tuple[int, ...]) -> dict[str, Any]:
+    x = torch.randn(*shape)
+    forms: dict[str, nn.Module] = {
+        "ARIN training form": trained.eval(),
+        "ARIN fused (paper)": reparameterize_model(trained),
+        "ARIN fused (full fold)": reparameterize_model(trained, fold="full"),
+    }
+    baseline = create_model(opts.baseline, num_classes=num_classes).eval()
+    forms[f"{opts.baseline} (eager)"] = baseline
+    calls = {name: (lambda m=m: m(x)) for name, m in forms.items()}
+    with torch.no_grad():
+        stats = time_interleaved(calls, runs=opts.bench_runs, warmup=3, progress=opts.progress)
+    return {
+        name: {
+            "median_ms": stats[name].median_ms,
+            "p90_ms": stats[name].p90_ms,
+            "params": count_params(m),
+            "macs": count_macs(m, shape)["total"],
+        }
+        for name, m in forms.items()
+    }
+
+
+def _plot_latency(latency: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is optional
+        return None
+    names = list(latency)
+    values = [latency[n]["median_ms"] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.barh(names, values, color=["#888", "#4a7", "#2a5", "#c63"][: len(names)])
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.1f} ms", va="center")
+    ax.invert_yaxis()
+    ax.set_xlabel("median latency, batch 1 (ms)")
+    ax.set_xlim(0, max(values) * 1.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run every phase and write ``report.md``; returns the numbers it reports."""
+    torch.manual_seed(opts.seed)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(opts.data) if opts.data else bundled_sample()
+    words = word_folders(root)
+    fe = get_preset("speech_commands_v2", **opts.frontend)
+    phases = ["train", "evaluate", "fuse", "export", "classify", "benchmark", "report"]
+    bar = progress_bar(phases, enabled=opts.progress, desc="demo", unit="phase")
+    data_name = str(root) if opts.data else "the bundled sample (arinext/assets/keywords10)"
+    results: dict[str, Any] = {"model": opts.model, "words": words, "data": data_name, "frontend": fe.to_dict()}
+    timings: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        bar.set_postfix_str(name)
+        timings[name] = time.perf_counter()
+
+    def done(name: str) -> None:
+        timings[name] = time.perf_counter() - timings[name]
+        bar.update(1)
+
+    phase("train")
+    run = train_demo_model(opts, root, words, out / "train")
+    model = run.model.eval()
+    results["train"] = {"best_val_top1": run.best, "best_epoch": run.best_epoch, "epochs": opts.epochs}
+    done("train")
+
+    phase("evaluate")
+    metrics = evaluate_checkpoint(out / "train" / "best.pt", out / "eval", progress=opts.progress)
+    results["test"] = {
+        "top1": metrics["training_form"]["top1"],
+        "top1_fused": metrics["fused"]["top1"],
+        "clips": metrics["clips"],
+        "max_abs_prob_diff": metrics["max_abs_prob_diff"],
+    }
+    done("evaluate")
+
+    phase("fuse")
+    best = load(out / "train" / "pretrained")
+    x, y, paths = featurize_subset(root, words, fe, "testing")
+    forms = {
+        "training form": best,
+        "fused (paper)": reparameterize_model(best),
+        "fused (full fold)": reparameterize_model(best, fold="full"),
+    }
+    preds = {name: _predictions(m, x) for name, m in forms.items()}
+    with torch.no_grad():
+        logits = {name: m(x) for name, m in forms.items()}
+    results["test_clips"] = len(y)
+    results["fusion"] = {
+        name: {
+            "accuracy": float((p == y).mean()),
+            "same_predictions": int((p == preds["training form"]).sum()),
+            "max_abs_logit_diff": float((logits[name] - logits["training form"]).abs().max()),
+        }
+        for name, p in preds.items()
+    }
+    done("fuse")
+
+    phase("export")
+    from ..deploy.onnx import export_onnx
+    from ..deploy.quantize import quantize_onnx
+    from ..deploy.runtime import onnx_logits, onnx_session
+
+    report = export_onnx(best, out / "model.onnx", frontend=fe, labels=words)
+    session = onnx_session(out / "model.onnx")
+    onnx_pred = onnx_logits(session, x.numpy()).argmax(-1)
+    # calibration ranges come from training clips, never from the test clips being scored
+    calib = list(featurize_subset(root, words, fe, "training", limit=128)[0].split(16))
+    quantize_onnx(out / "model.onnx", out / "model.int8.onnx", mode="static", calibration=calib)
+    int8_pred = onnx_logits(onnx_session(out / "model.int8.onnx"), x.numpy()).argmax(-1)
+    results["export"] = {
+        "onnx_check_max_abs_diff": report.max_abs_diff,
+        "onnx_accuracy": float((onnx_pred == y).mean()),
+        "onnx_same_predictions": int((onnx_pred == preds["training form"]).sum()),
+        "int8_accuracy": float((int8_pred == y).mean()),
+        "onnx_mb": (out / "model.onnx").stat().st_size / 2**20,
+        "int8_mb": (out / "model.int8.onnx").stat().st_size / 2**20,
+    }
+    done("export")
+
+    phase("classify")
+    clf = AudioClassifier.from_pretrained(out / "train" / "pretrained")
+    example = paths[0]
+    results["classify"] = {"file": str(Path(example).relative_to(root)), "top3": clf(example, top_k=3)}
+    done("classify")
+
+    phase("benchmark")
+    results["latency"] = _latency(opts, best, len(words), (1, 1, fe.num_frames, fe.n_mels))
+    done("benchmark")
+
+    phase("report")
+    _plot_latency(results["latency"], out / "latency.png")
+    results["phase_seconds"] = {k: v for k, v in timings.items() if k != "report"}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "report.md").write_text(render_report(results))
+    done("report")
+    bar.close()
+    return results
+
+
+def render_report(r: dict[str, Any]) -> str:
+    """Markdown report of a :func:`run_demo` result."""
+    fe, n_test = r["frontend"], r["test_clips"]
+    lines = [
+        "# arinext demo report",
+        "",
+        f"Model `{r['model']}` trained from scratch for {r['train']['epochs']} epochs on {r['data']} "
+        f"({len(r['words'])} words: {', '.join(r['words'])}), with background noise and SpecAugment. "
+        f"Front end: {fe['sample_rate']} Hz, {fe['win_ms']:g}/{fe['hop_ms']:g} ms, {fe['n_mels']} mel bands, "
+        f"{fe['num_frames']} frames per clip. Test speakers are never seen in training.",
+        "",
+        "## Accuracy on unseen test speakers",
+        "",
+        "| form | test top-1 | predictions equal to the training form |",
+        "|---|---|---|",
+    ]
+    for name, row in r["fusion"].items():
+        lines.append(f"| {name} | {row['accuracy']:.1%} | {row['same_predictions']}/{n_test} |")
+    e = r["export"]
+    lines += [
+        f"| ONNX Runtime fp32 | {e['onnx_accuracy']:.1%} | {e['onnx_same_predictions']}/{n_test} |",
+        f"| ONNX Runtime int8 (static) | {e['int8_accuracy']:.1%} | |",
+        "",
+        f"Best validation top-1 {r['train']['best_val_top1']:.1%} at epoch {r['train']['best_epoch']}; "
+        f"`arinext eval` on the test split: {r['test']['top1']:.1%} (training form), "
+        f"{r['test']['top1_fused']:.1%} (fused), largest probability difference {r['test']['max_abs_prob_diff']:.1e}. "
+        f"Fused logits differ from the training form's by at most "
+        f"{max(v['max_abs_logit_diff'] for v in r['fusion'].values()):.1e}; the ONNX export check "
+        f"(onnxruntime vs PyTorch) by {e['onnx_check_max_abs_diff']:.1e}. "
+        f"ONNX file {e['onnx_mb']:.2f} MB, int8 {e['int8_mb']:.2f} MB.",
+        "",
+        "![training curves](train/curves.png)",
+        "",
+        "![confusion matrix](eval/confusion.png)",
+        "",
+        "## One clip through the one-line classifier",
+        "",
+        f"`AudioClassifier.from_pretrained(...)(\"{r['classify']['file']}\", top_k=3)` returned:",
+        "",
+        "```",
+        json.dumps(r["classify"]["top3"]),
+        "```",
+        "",
+        "## Latency (batch 1, this machine, one process, interleaved runs)",
+        "",
+        "| model | params | MACs | median ms | p90 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in r["latency"].items():
+        lines.append(
+            f"| {name} | {row['params']:,} | {row['macs'] / 1e6:.1f} M | {row['median_ms']:.2f} | {row['p90_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        "The Slow-Fast row is the paper's full-size baseline (random weights, not trained here) on the same "
+        "input: it shows what the paper's comparison model costs at this input size, not a size-matched "
+        "contest. Paper-size ARIN vs Slow-Fast: BENCHMARKS.md.",
+        "",
+        "![latency](latency.png)",
+        "",
+        "## Time per phase (s)",
+        "",
+    ]
+    lines.append(" | ".join(f"{k} {v:.0f}" for k, v in r["phase_seconds"].items()))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,142 @@
+"""arinext's own checkpoint format: a directory with ``config.json`` and ``model.safetensors``.
+
+``config.json`` holds everything needed to rebuild and use the model without pickle::
+
+    {"format_version": 1, "arinext_version": "...", "model": "audio_rep_inception_next",
+     "model_args": {"num_classes": 10, ...}, "fold": null | "paper" | "full",
+     "labels": [...] | {"verb": [...], "noun": [...]} | null, "frontend": {...FrontendConfig...} | null,
+     "train_config": {...the training recipe...} | null}
+
+``train_config`` (optional) is the recipe the model was trained with, so that ``arinext eval`` can find
+its data again.
+
+A fused model is rebuilt by building the training form, applying the same fold to it (which fixes the
+module structure) and then loading the saved tensors strictly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..audio.frontend import FrontendConfig
+from ..layers.reparam import fold_state, reparameterize_model, unwrap_model
+from ..models import create_model
+from ..version import __version__
+from .training import load_state_strict
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_pretrained_dir", "load_pretrained_dir", "save_pretrained"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+Labels = Sequence[str] | Mapping[str, Sequence[str]]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _check_labels(labels: Labels | None, num_classes: Any) -> Any:
+    if labels is None:
+        return None
+    if isinstance(labels, Mapping):
+        out = {k: list(v) for k, v in labels.items()}
+        if isinstance(num_classes, Mapping):
+            for k, n in num_classes.items():
+                if len(out.get(k, [])) != n:
+                    raise ValueError(f"head {k!r} has {n} classes but {len(out.get(k, []))} labels were given")
+        return out
+    out_list = [str(x) for x in labels]
+    if isinstance(num_classes, int) and len(out_list) != num_classes:
+        raise ValueError(f"model has {num_classes} classes but {len(out_list)} labels were given")
+    return out_list
+
+
+def save_pretrained(
+    model: nn.Module,
+    directory: str | Path,
+    labels: Labels | None = None,
+    frontend: FrontendConfig | Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` (training form or fused) to ``directory`` as ``config.json`` + ``model.safetensors``.
+
+    Args:
+        model: a model built by :func:`arinext.create_model` (it carries ``model_name``/``model_args``).
+        labels: class names, or a dict of them for a multi-head model; checked against the head size.
+        frontend: the front-end parameters the model expects (a preset from :data:`arinext.PRESETS`).
+    """
+    model = unwrap_model(model)
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise ValueError("model has no 'model_name': build it with arinext.create_model()")
+    args = dict(getattr(model, "model_args", {}))
+    pretrained = getattr(model, "pretrained_cfg", {}) or {}
+    num_classes = args.get("num_classes", getattr(getattr(model, "head", None), "num_classes", None))
+    if labels is None:
+        labels = pretrained.get("labels")
+    if frontend is None:
+        frontend = pretrained.get("frontend")
+    if isinstance(frontend, FrontendConfig):
+        frontend = frontend.to_dict()
+    config = {
+        "format_version": FORMAT_VERSION,
+        "arinext_version": __version__,
+        "model": name,
+        "model_args": _jsonable(args),
+        "fold": fold_state(model),
+        "labels": _check_labels(labels, num_classes),
+        "frontend": dict(frontend) if frontend is not None else None,
+        "train_config": _jsonable(pretrained.get("train_config")),
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": name})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    log.info("saved %s (%s) to %s", name, config["fold"] or "training form", directory)
+    return directory
+
+
+def is_pretrained_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory written by :func:`save_pretrained`."""
+    return path.is_dir() and (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
+
+
+def load_pretrained_dir(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load a directory written by :func:`save_pretrained` (strictly); eval mode, ``pretrained_cfg`` set."""
+    path = Path(path)
+    cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{cfg_path}: invalid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{cfg_path}: expected a JSON object")  # noqa: TRY004
+    for key in ("model", "model_args", "fold"):
+        if key not in config:
+            raise ValueError(f"{cfg_path}: missing key {key!r}")
+    if config.get("format_version", 1) > FORMAT_VERSION:
+        raise ValueError(f"{cfg_path}: format_version {config['format_version']} is newer than this arinext")
+    model = create_model(config["model"], **config["model_args"])
+    if config["fold"] is not None:
+        reparameterize_model(model, inplace=True, fold=config["fold"])
+    state = load_file(str(weights_path), device=str(map_location))
+    fold = f"{config['fold']} fold of " if config["fold"] else ""
+    load_state_strict(model, state, weights_path, f"the {fold}{config['model']!r} its config.json describes")
+    model.pretrained_cfg = {**config, "source": "pretrained", "path": str(path)}  # type: ignore[assignment]
+    return model.eval()

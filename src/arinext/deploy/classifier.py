@@ -1,0 +1,228 @@
+"""``AudioClassifier``: audio in, ranked labels out, in the Hugging Face ``audio-classification`` format.
+
+A classifier holds a fused model (``reparameterize_model(model, fold="full")`` by default), the
+front end it was trained with and its label names. Calling it on a clip returns
+``[{"label": str, "score": float}, ...]`` sorted by score, like ``transformers.pipeline("audio-classification")``.
+
+Accepted inputs (one clip each): a file path, the raw bytes of an audio file, a 1-D numpy array or
+torch tensor together with ``sampling_rate=``, or a dict ``{"array": ..., "sampling_rate": ...}``
+(``"raw"`` is accepted for ``"array"``, as in the pipeline). A list of clips, or a 2-D array
+``(B, N)``, is a batch and returns a list of result lists. Audio at another rate is resampled (soxr).
+
+Clips shorter than the front end's training crop are padded by repeating the last spectrogram frame
+up to ``num_frames`` (the original loaders' edge padding); longer clips run whole (the pooling is
+global). For long recordings use :meth:`AudioClassifier.scan`, which reads the file in blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..audio.frontend import FrontendConfig, LogMel
+from ..audio.io import check_waveform, load_audio, resample
+from ..checkpoints import load, model_frontend, model_labels
+from ..data.sampling import fit_frames
+from ..layers.reparam import reparameterize_model, unwrap_model
+from .results import Prediction, ScanResult, top_k_labels
+from .stream import AudioStream, scan
+
+__all__ = ["AudioClassifier", "AudioInput", "output_classes"]
+
+log = logging.getLogger(__name__)
+
+AudioInput = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor, Mapping[str, Any]]
+Activation = Literal["softmax", "sigmoid"]
+
+
+def output_classes(model: nn.Module) -> int:
+    num_classes = getattr(getattr(model, "head", None), "num_classes", None)
+    if isinstance(num_classes, Mapping):
+        raise ValueError(
+            f"AudioClassifier needs a single-head model; this one has heads {sorted(num_classes)}: "
+            "call the model on LogMel features directly"
+        )
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"model has no classification head (num_classes={num_classes!r})")
+    return num_classes
+
+
+class AudioClassifier:
+    """A ready-to-use audio classifier: decoding, resampling, log-mel, fused model, top-k labels.
+
+    Args:
+        model: a model mapping ``(B, 1, T, F)`` log-mel to logits ``(B, C)``.
+        frontend: its front end (a :class:`FrontendConfig`, a preset name or a dict); default:
+            ``model.pretrained_cfg["frontend"]``.
+        labels: class names; default ``model.pretrained_cfg["labels"]``, else ``LABEL_0``, ``LABEL_1``, ...
+        fuse: apply the full deploy fold (``reparameterize_model(model, fold="full")``); outputs are
+            unchanged up to float rounding, latency is lower.
+        activation: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label) scores.
+        device: where the model and the front end run.
+
+    Example:
+        >>> clf = AudioClassifier.from_pretrained("checkpoints/my_model")  # doctest: +SKIP
+        >>> clf("dog.wav", top_k=2)  # doctest: +SKIP
+        [{'label': 'dog', 'score': 0.93}, {'label': 'cat', 'score': 0.04}]
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        frontend: FrontendConfig | str | Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        fuse: bool = True,
+        activation: Activation = "softmax",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+        model = unwrap_model(model)
+        num_classes = output_classes(model)
+        self.frontend_config = model_frontend(model, frontend)
+        if labels is None:
+            labels = model_labels(model)  # type: ignore[assignment]
+        self.labels: list[str] = [str(x) for x in labels] if labels else [f"LABEL_{i}" for i in range(num_classes)]
+        if len(self.labels) != num_classes:
+            raise ValueError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
+        self.device = torch.device(device)
+        self.model = (reparameterize_model(model, fold="full") if fuse else model.eval()).to(self.device)
+        self.frontend = LogMel(self.frontend_config).to(self.device)
+        self.activation = activation
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        frontend: FrontendConfig | str | Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> AudioClassifier:
+        """Load any checkpoint :func:`arinext.checkpoints.load` accepts: a run directory, ``best.pt``/``last.pt``,
+        a :func:`arinext.save_pretrained` directory or an authors' ``.pyth``.
+
+        ``frontend``/``labels`` override what the checkpoint stores; other keyword arguments go to
+        the constructor (``fuse``, ``activation``, ``device``).
+        """
+        return cls(load(Path(path)), frontend=frontend, labels=labels, **kwargs)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend_config.sample_rate
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def load(self, item: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
+        """Decode/convert one clip to a float32 mono waveform at :attr:`sample_rate`."""
+        if isinstance(item, Mapping):
+            if "sampling_rate" not in item or not ({"array", "raw"} & set(item)):
+                raise ValueError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
+            return self.load(item["array"] if "array" in item else item["raw"], int(item["sampling_rate"]))
+        if isinstance(item, (str, os.PathLike, bytes, bytearray)):
+            return load_audio(item, sample_rate=self.sample_rate)[0]
+        if isinstance(item, torch.Tensor):
+            item = item.detach().cpu().numpy()
+        if isinstance(item, np.ndarray):
+            if sampling_rate is None:
+                raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+            if item.ndim != 1:
+                raise ValueError(f"expected a 1-D waveform, got an array of shape {item.shape}")
+            x = check_waveform(np.asarray(item, dtype=np.float32))
+            return resample(x, int(sampling_rate), self.sample_rate)
+        raise TypeError(f"unsupported audio input of type {type(item).__name__}")
+
+    @staticmethod
+    def _as_batch(inputs: Any) -> tuple[list[Any], bool]:
+        if isinstance(inputs, (list, tuple)):
+            if not inputs:
+                raise ValueError("empty batch")
+            return list(inputs), True
+        if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 2:
+            return list(inputs), True
+        return [inputs], False
+
+    # -- model ----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def features(self, waveform: np.ndarray | torch.Tensor, min_frames: int | None = None) -> torch.Tensor:
+        """Log-mel ``(1, 1, T, F)`` of one waveform, edge-padded to ``min_frames`` (default ``num_frames``)."""
+        x = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).to(self.device)
+        spec = self.frontend(x)
+        need = self.frontend_config.num_frames if min_frames is None else min_frames
+        return fit_frames(spec, max(need, spec.shape[2]))
+
+    @torch.no_grad()
+    def probs_from_features(self, spec: torch.Tensor) -> np.ndarray:
+        """Scores ``(B, C)`` for a log-mel batch ``(B, 1, T, F)``."""
+        logits = self.model(spec.to(self.device))
+        probs = torch.softmax(logits, dim=-1) if self.activation == "softmax" else torch.sigmoid(logits)
+        return probs.float().cpu().numpy()
+
+    def probs_from_waveforms(
+        self, waveforms: Sequence[np.ndarray], min_frames: int | None = None, batch_size: int = 1
+    ) -> np.ndarray:
+        """Scores ``(len(waveforms), C)``; clips with the same frame count run ``batch_size`` at a time."""
+        specs = [self.features(w, min_frames) for w in waveforms]
+        out = np.empty((len(specs), self.num_classes), dtype=np.float32)
+        by_len: dict[int, list[int]] = {}
+        for i, s in enumerate(specs):
+            by_len.setdefault(s.shape[2], []).append(i)
+        for idx in by_len.values():
+            for j in range(0, len(idx), max(1, batch_size)):
+                part = idx[j : j + max(1, batch_size)]
+                out[part] = self.probs_from_features(torch.cat([specs[i] for i in part]))
+        return out
+
+    def predict_proba(self, inputs: Any, sampling_rate: int | None = None, batch_size: int = 8) -> np.ndarray:
+        """Scores ``(B, C)`` for one clip (``B = 1``) or a batch, in label order."""
+        items, _ = self._as_batch(inputs)
+        return self.probs_from_waveforms([self.load(x, sampling_rate) for x in items], batch_size=batch_size)
+
+    def __call__(
+        self, inputs: Any, sampling_rate: int | None = None, top_k: int | None = 5, batch_size: int = 8
+    ) -> list[Prediction] | list[list[Prediction]]:
+        """Classify one clip (returns ``[{"label", "score"}]``) or a batch (returns a list of those).
+
+        Args:
+            inputs: a clip (path, bytes, 1-D array/tensor, ``{"array", "sampling_rate"}`` dict) or a
+                list of clips / a 2-D array of equal-length waveforms.
+            sampling_rate: rate of array inputs in Hz.
+            top_k: number of labels per clip (``None``: all), best first.
+            batch_size: clips run together through the model.
+        """
+        items, batched = self._as_batch(inputs)
+        probs = self.predict_proba(items, sampling_rate, batch_size)
+        results = [top_k_labels(p, self.labels, top_k) for p in probs]
+        return results if batched else results[0]
+
+    # -- long audio -----------------------------------------------------------------------------
+
+    def stream(self, window: float | None = None, hop: float | None = None, **kwargs: Any) -> AudioStream:
+        """An :class:`~arinext.deploy.AudioStream` over this classifier (see there for arguments)."""
+        return AudioStream(self, window=window, hop=hop, **kwargs)
+
+    def scan(
+        self, source: AudioInput, window: float | None = None, hop: float | None = None, **kwargs: Any
+    ) -> ScanResult:
+        """Slide the model over audio of any length; see :func:`arinext.deploy.scan`."""
+        return scan(self, source, window=window, hop=hop, **kwargs)
+
+    def __repr__(self) -> str:
+        cfg = getattr(self.model, "pretrained_cfg", None) or {}
+        name = cfg.get("model") or getattr(self.model, "model_name", "?")
+        return (
+            f"AudioClassifier(model={name!r}, classes={self.num_classes}, sample_rate={self.sample_rate}, "
+            f"activation={self.activation!r})"
+        )
+

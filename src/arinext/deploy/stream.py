@@ -1,0 +1,289 @@
+"""Sliding-window classification of long audio: offline (:func:`scan`) and streaming (:class:`AudioStream`).
+
+Windows are ``window`` samples long and start every ``hop`` samples (at the model's rate): at
+``0, hop, 2*hop, ...``. Every full window is classified; after the last full window, one final,
+shorter window ``[next_start, end)`` covers the remaining samples if any are left uncovered. Audio
+shorter than one window therefore gives one window. With ``N`` samples the count is
+``1 + ceil(max(0, N - window) / hop)``. Each window's log-mel is computed from its own samples, and a
+short last window is padded by repeating its last frame (as for short clips in training).
+
+:func:`scan` reads a file block by block with ``soundfile`` and feeds an :class:`AudioStream`, so memory
+stays bounded by the window and block sizes, and the offline and streaming results are the same
+numbers: both resample with one ``soxr.ResampleStream`` (whose output does not depend on how the input
+is chunked) and run the same windows through the same code.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from ..audio.frontend import FrontendConfig
+from ..audio.io import AudioDecodeError, check_waveform
+from ..utils.progress import progress_bar
+from .results import Aggregate, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
+
+__all__ = ["AudioStream", "WindowScorer", "read_blocks", "scan", "window_count"]
+
+log = logging.getLogger(__name__)
+
+
+class WindowScorer(Protocol):
+    """What the sliding-window code needs from a classifier (:class:`~arinext.deploy.AudioClassifier` is one)."""
+
+    labels: list[str]
+    frontend_config: FrontendConfig
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    def probs_from_waveforms(
+        self, waveforms: Sequence[np.ndarray], min_frames: int | None = None, batch_size: int = 1
+    ) -> np.ndarray: ...
+
+
+def window_count(num_samples: int, window: int, hop: int) -> int:
+    """Number of windows :func:`scan` produces for ``num_samples`` samples (0 for empty audio)."""
+    if num_samples <= 0:
+        return 0
+    return 1 + math.ceil(max(0, num_samples - window) / hop)
+
+
+class AudioStream:
+    """Classify audio that arrives in chunks: one prediction per hop, as soon as its window is complete.
+
+    Args:
+        classifier: the classifier to run (an :class:`~arinext.deploy.AudioClassifier`).
+        window: window length in seconds; default the front end's training crop (``clip_seconds``).
+        hop: hop in seconds, ``0 < hop <= window``; default half the window.
+        sampling_rate: rate of the pushed samples; default the model's rate. Other rates are
+            resampled on the fly with ``soxr.ResampleStream``.
+        top_k: labels reported per window.
+        batch_size: windows completed by one :meth:`push` run through the model this many at a time
+            (1 keeps every window's numbers independent of the chunking, bit for bit).
+
+    Example:
+        >>> stream = clf.stream(window=1.0, hop=0.5)  # doctest: +SKIP
+        >>> for chunk in microphone_chunks():  # doctest: +SKIP
+        ...     for w in stream.push(chunk):
+        ...         print(w.start, w.predictions[0])
+        >>> stream.flush()  # the final, partial window  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        classifier: WindowScorer,
+        window: float | None = None,
+        hop: float | None = None,
+        sampling_rate: int | None = None,
+        top_k: int | None = 5,
+        batch_size: int = 1,
+    ) -> None:
+        self.classifier = classifier
+        sr = classifier.sample_rate
+        window = classifier.frontend_config.clip_seconds if window is None else float(window)
+        hop = window / 2 if hop is None else float(hop)
+        self.window_samples = int(round(window * sr))
+        self.hop_samples = int(round(hop * sr))
+        if self.window_samples < 1 or self.hop_samples < 1:
+            raise ValueError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
+        if self.hop_samples > self.window_samples:
+            raise ValueError(f"hop ({hop} s) must not be longer than the window ({window} s)")
+        self.window, self.hop = self.window_samples / sr, self.hop_samples / sr
+        self.input_rate = sr if sampling_rate is None else int(sampling_rate)
+        self.top_k = top_k
+        self.batch_size = batch_size
+        self.min_frames = classifier.frontend_config.frames_for(self.window_samples)
+        self._resampler = None
+        if self.input_rate != sr:
+            self._resampler = soxr.ResampleStream(self.input_rate, sr, 1, dtype="float32", quality="HQ")
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buffer_start = 0  # absolute index (at the model's rate) of _buffer[0]
+        self._next_start = 0  # start of the next window to emit
+        self._covered = 0  # end of the last emitted window
+        self._received = 0  # samples received so far, at the model's rate
+        self._emitted = 0
+        self._finished = False
+
+    @property
+    def samples_received(self) -> int:
+        return self._received
+
+    def _append(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self._buffer = np.concatenate([self._buffer, samples])
+            self._received += samples.size
+
+    def _take_full_windows(self) -> list[tuple[int, np.ndarray]]:
+        ready = []
+        while self._received >= self._next_start + self.window_samples:
+            offset = self._next_start - self._buffer_start
+            ready.append((self._next_start, self._buffer[offset : offset + self.window_samples].copy()))
+            self._covered = self._next_start + self.window_samples
+            self._next_start += self.hop_samples
+        self._drop_consumed()
+        return ready
+
+    def _drop_consumed(self) -> None:
+        drop = min(self._next_start, self._received) - self._buffer_start
+        if drop > 0:
+            self._buffer = self._buffer[drop:]
+            self._buffer_start += drop
+
+    def _predict(self, windows: list[tuple[int, np.ndarray]]) -> list[WindowPrediction]:
+        if not windows:
+            return []
+        probs = self.classifier.probs_from_waveforms(
+            [w for _, w in windows], min_frames=self.min_frames, batch_size=self.batch_size
+        )
+        sr = self.classifier.sample_rate
+        out = []
+        for (start, samples), p in zip(windows, probs):
+            out.append(
+                WindowPrediction(
+                    index=self._emitted,
+                    start=start / sr,
+                    end=(start + samples.size) / sr,
+                    probs=p,
+                    predictions=top_k_labels(p, self.classifier.labels, self.top_k),
+                )
+            )
+            self._emitted += 1
+        return out
+
+    def _to_model_rate(self, chunk: Any, last: bool) -> np.ndarray:
+        if isinstance(chunk, torch.Tensor):
+            chunk = chunk.detach().cpu().numpy()
+        x = np.asarray(chunk, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"push() takes 1-D mono chunks, got shape {x.shape}")
+        if x.size and not np.all(np.isfinite(x)):
+            raise ValueError("chunk contains NaN or Inf samples")
+        if self._resampler is None:
+            return x
+        return np.asarray(self._resampler.resample_chunk(x, last=last), dtype=np.float32)
+
+    def push(self, chunk: np.ndarray | torch.Tensor) -> list[WindowPrediction]:
+        """Add samples (any number, 1-D, at ``sampling_rate``); returns the windows completed by them."""
+        if self._finished:
+            raise RuntimeError("stream already flushed; start a new one with classifier.stream()")
+        self._append(self._to_model_rate(chunk, last=False))
+        return self._predict(self._take_full_windows())
+
+    def flush(self) -> list[WindowPrediction]:
+        """End of input: returns the remaining full windows and the final partial one, if any."""
+        if self._finished:
+            return []
+        self._append(self._to_model_rate(np.zeros(0, dtype=np.float32), last=True))
+        self._finished = True
+        windows = self._take_full_windows()
+        if self._received > self._covered:
+            offset = self._next_start - self._buffer_start
+            windows.append((self._next_start, self._buffer[offset:].copy()))
+            self._covered = self._received
+        return self._predict(windows)
+
+
+def read_blocks(
+    source: str | os.PathLike | bytes, block_seconds: float = 10.0
+) -> tuple[int, int, Iterator[np.ndarray]]:
+    """Open an audio file for block reading: ``(sample_rate, frames, iterator of mono float32 blocks)``.
+
+    Only one block is in memory at a time; errors name the file (:class:`AudioDecodeError`).
+    """
+    handle: Any = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
+    try:
+        f = sf.SoundFile(handle)
+    except sf.LibsndfileError as exc:
+        raise AudioDecodeError(source, f"not a readable audio file ({exc.error_string})") from exc
+    except (RuntimeError, OSError) as exc:
+        raise AudioDecodeError(source, f"cannot open ({exc})") from exc
+    if f.frames == 0:
+        f.close()
+        raise AudioDecodeError(source, "zero-length audio")
+    blocksize = max(1, int(block_seconds * f.samplerate))
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            try:
+                for block in f.blocks(blocksize, dtype="float32", always_2d=True):
+                    yield check_waveform(block.mean(axis=1), source)
+            except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
+                raise AudioDecodeError(source, f"corrupt or truncated audio ({exc})") from exc
+
+    return f.samplerate, f.frames, blocks()
+
+
+def scan(
+    classifier: WindowScorer,
+    source: Any,
+    window: float | None = None,
+    hop: float | None = None,
+    top_k: int | None = 5,
+    aggregate: Aggregate = "mean",
+    sampling_rate: int | None = None,
+    batch_size: int = 1,
+    block_seconds: float = 10.0,
+    progress: bool | None = False,
+) -> ScanResult:
+    """Slide ``classifier`` over audio of any length with bounded memory.
+
+    Args:
+        classifier: an :class:`~arinext.deploy.AudioClassifier` (any :class:`WindowScorer`).
+        source: a file path or file bytes (read in blocks), or a 1-D array with ``sampling_rate``
+            (or a ``{"array", "sampling_rate"}`` dict).
+        window, hop: seconds; defaults: the front end's crop and half of it (see :class:`AudioStream`).
+        top_k: labels per window and for the aggregate.
+        aggregate: clip-level score, ``"mean"`` or ``"max"`` of the window probabilities.
+        batch_size: windows per forward pass (1 gives exactly the streaming numbers; larger is faster
+            and differs only by float rounding).
+        block_seconds: seconds of audio decoded per read.
+        progress: a bar over the file: ``None`` on a terminal only, ``True`` always, ``False`` never.
+
+    Returns:
+        a :class:`~arinext.deploy.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
+    """
+    if aggregate not in ("mean", "max"):
+        raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+    if isinstance(source, Mapping):
+        source, sampling_rate = source["array"], int(source["sampling_rate"])
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        if sampling_rate is None:
+            raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+        x = check_waveform(np.asarray(source, dtype=np.float32).reshape(-1))
+        step = max(1, int(block_seconds * sampling_rate))
+        rate, frames, blocks = int(sampling_rate), x.size, (x[i : i + step] for i in range(0, x.size, step))
+    else:
+        rate, frames, blocks = read_blocks(source, block_seconds)
+    stream = AudioStream(classifier, window, hop, sampling_rate=rate, top_k=top_k, batch_size=batch_size)
+    windows: list[WindowPrediction] = []
+    tic = time.perf_counter()
+    bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} s"
+    with progress_bar(total=frames / rate, enabled=progress, unit="s", desc="scan", bar_format=bar_format) as bar:
+        for block in blocks:
+            windows.extend(stream.push(block))
+            bar.update(block.size / rate)
+    windows.extend(stream.flush())
+    elapsed = time.perf_counter() - tic
+    duration = stream.samples_received / classifier.sample_rate
+    speed = duration / max(elapsed, 1e-9)
+    log.info("scanned %.1f s of audio in %.2f s (%.1fx real time), %d windows", duration, elapsed, speed, len(windows))
+    probs = np.stack([w.probs for w in windows])
+    return ScanResult(
+        windows=windows,
+        aggregate=top_k_labels(aggregate_probs(probs, aggregate), classifier.labels, top_k),
+        aggregate_method=aggregate,
+        duration=duration,
+        window=stream.window,
+        hop=stream.hop,
+    )
