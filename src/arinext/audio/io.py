@@ -125,7 +125,9 @@ def audio_info(source: AudioSource) -> tuple[int, int]:
 
 
 def _sf_message(exc: BaseException) -> str:
-    return str(getattr(exc, "error_string", "") or exc)
+    message = str(getattr(exc, "error_string", "") or exc)
+    # libsndfile's generic failure text says nothing to a user
+    return "the decoder failed on damaged data" if message.strip() == "System error." else message
 
 
 def load_audio(

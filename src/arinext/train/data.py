@@ -186,7 +186,9 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
         cache_dir=data.cache_dir,
         seed=seed,
     )
-    _log.info("%s/%s: %d clips, %s classes", data.dataset, subset, len(ds), manifest.num_classes)
+    n = manifest.num_classes
+    classes = f"{n} class{'es' if n != 1 else ''}" if isinstance(n, int) else ", ".join(f"{h}: {k}" for h, k in n.items())
+    _log.info("%s/%s: %d clip%s, %s", data.dataset, subset, len(ds), "s" if len(ds) != 1 else "", classes)
     return DataBundle(ds, manifest.labels, manifest.num_classes, manifest.multi_label, frontend, views, manifest, subset)
 
 

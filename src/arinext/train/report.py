@@ -92,13 +92,17 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    from matplotlib.ticker import MaxNLocator
+
+    names = {"train_loss": "training loss", "train_acc": "training accuracy", "val_top1": "validation top-1"}
     for key, ax in (("train_loss", ax_loss), ("train_acc", ax_acc), ("val_top1", ax_acc)):
         x, y = series(key)
         if x:
-            ax.plot(x, y, marker="o", label=key)
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
+            ax.plot(x, y, marker="o" if len(x) <= 30 else None, label=names[key])
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Training loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -108,21 +112,40 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
 
 
 def plot_confusion(confusion: torch.Tensor, labels: list[str], path: str | Path, title: str = "") -> Path | None:
-    """Row-normalised confusion matrix (true class x predicted class) as a PNG."""
+    """Confusion matrix (true class x predicted class) as a PNG: clip counts beside the row-normalised view.
+
+    Classes without test clips are marked "(no clips)" instead of showing an empty row as a perfect score.
+    """
     plt = _pyplot()
     if plt is None:
         return None
     conf = confusion.double()
-    norm = conf / conf.sum(dim=1, keepdim=True).clamp(min=1)
-    n = len(labels)
-    size = min(4 + 0.25 * n, 40)
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
-    if n <= 60:
-        ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), labels, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix (row-normalised)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    support = conf.sum(dim=1)
+    norm = conf / support.clamp(min=1)[:, None]
+    n, total = len(labels), int(support.sum())
+    rows = [f"{name} ({int(k)})" if k > 0 else f"{name} (no clips)" for name, k in zip(labels, support.tolist())]
+    size = min(3.5 + 0.3 * n, 30)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1.5, size + 0.8))
+    for ax, values, cmap, label in ((axes[0], conf, "Blues", "clips"), (axes[1], norm, "Greens", "fraction of row")):
+        im = ax.imshow(values.numpy(), cmap=cmap, vmin=0, vmax=None if label == "clips" else 1)
+        if n <= 60:
+            ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
+            ax.set_yticks(range(n), rows, fontsize=8)
+        if n <= 25:  # numbers in the cells while they stay legible
+            top = float(values.max()) or 1.0
+            for i in range(n):
+                for j in range(n):
+                    v = float(values[i, j])
+                    if v > 0:
+                        text = f"{int(v)}" if label == "clips" else f"{v:.2f}"
+                        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if v > 0.6 * top else "black")
+        ax.set(xlabel="predicted class", ylabel="true class (test clips)")
+        fig.colorbar(im, ax=ax, fraction=0.046, label=label)
+    accuracy = float(conf.diagonal().sum()) / max(total, 1)
+    axes[0].set_title("Counts")
+    axes[1].set_title("Row-normalised (recall per class on the diagonal)")
+    head = f"{title}: " if title and title != "class" else ""
+    fig.suptitle(f"Confusion matrix, {head}{total} clips, top-1 {accuracy:.1%}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -62,38 +62,48 @@ def to_markdown(result: Mapping[str, Any]) -> str:
 
 
 def plot(result: Mapping[str, Any], path: str | Path, accuracy: Mapping[str, float] | None = None) -> Path:
-    """Latency vs MACs (or accuracy vs latency when ``accuracy`` maps model names to top-1) per batch size."""
+    """Median latency of every candidate as horizontal bars, one panel per (input size, batch); with
+    ``accuracy`` (model name -> top-1) an accuracy-vs-latency scatter per batch size, labelled in a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    batches = sorted({r["batch"] for r in rows})
-    fig, axes = plt.subplots(1, len(batches), figsize=(6 * len(batches), 4.5), squeeze=False)
-    for ax, batch in zip(axes[0], batches):
-        for r in (r for r in rows if r["batch"] == batch):
-            label = f"{r['candidate']} @{r['size']}"
-            if accuracy:
-                model = r["candidate"].split(":")[0]
-                if model not in accuracy:
-                    continue
-                x, y = r["median_ms"], accuracy[model]
-            else:
-                x, y = r["macs"] / 1e9, r["median_ms"]
-            ax.scatter([x], [y])
-            ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set_title(f"batch {batch}")
+    groups = list(dict.fromkeys((r["size"], r["batch"]) for r in rows))
+    if accuracy:
+        groups = list(dict.fromkeys((None, r["batch"]) for r in rows))
+    names = list(dict.fromkeys(r["candidate"] for r in rows))
+    height = 0.45 * len(names) + 1.5
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), height), squeeze=False)
+    for ax, (size, batch) in zip(axes[0], groups):
+        sub = [r for r in rows if r["batch"] == batch and (size is None or r["size"] == size)]
         if accuracy:
-            ax.set_xlabel("median latency (ms)")
-            ax.set_ylabel("accuracy")
+            for r in sub:
+                model = r["candidate"].split(":")[0]
+                if model in accuracy:
+                    ax.scatter([r["median_ms"]], [accuracy[model]], label=f"{r['candidate']} @{r['size']}")
+            ax.set(xlabel="median latency (ms)", ylabel="accuracy", title=f"batch {batch}")
+            ax.legend(fontsize=7, loc="best")
         else:
-            ax.set_xlabel("GMACs per clip")
-            ax.set_ylabel("median latency (ms)")
-        ax.grid(alpha=0.3)
+            sub.sort(key=lambda r: r["median_ms"])
+            labels = [r["candidate"] for r in sub]
+            values = [r["median_ms"] for r in sub]
+            colors = ["#c63" if r["candidate"] == r["reference"] else "#2a7" for r in sub]
+            ax.barh(labels, values, color=colors)
+            for i, r in enumerate(sub):
+                ax.text(values[i], i, f" {values[i]:.1f} ms ({r['speedup_vs_reference']:.2f}x)", va="center", fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlim(0, max(values) * 1.45)
+            ax.set(xlabel="median latency (ms), lower is better", title=f"input {size}, batch {batch}")
+            ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    machine = result.get("machine", {})
+    fig.suptitle(f"arinext bench: {machine.get('cpu', '')}, {machine.get('threads', '?')} threads "
+                 "(orange: the reference the ratios use)", fontsize=10)  # fmt: skip
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -100,7 +100,7 @@ def prepare_output(root: str | Path, force: bool) -> Path:
         raise DatasetExistsError(f"{root} exists and is not a directory")
     if root.is_dir() and any(root.iterdir()):
         if not force:
-            raise DatasetExistsError(f"{root} already holds files; pass --force (force=True) to rebuild it")
+            raise DatasetExistsError(f"{root} already holds files; rebuild it with --force")
         if not (root / BUILD_MARKER).is_file():
             raise DatasetExistsError(
                 f"{root} is not empty and was not made by an arinext builder (no {BUILD_MARKER}); "
