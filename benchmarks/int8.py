@@ -1,0 +1,182 @@
+"""int8 accuracy (old recipe vs the fixed one, on this CPU and on an emulated CPU without VNNI) and int8 speed.
+
+Two parts (BENCHMARKS.md, "int8: why it collapsed and the fix"):
+
+``accuracy MODEL_DIR [MODEL_DIR ...]``
+    For each trained keyword model (a ``save_pretrained`` directory, e.g. ``RUN/train/pretrained`` of
+    ``arinext demo``): the bundled sample's 130 test clips (unseen speakers, labels matched to the model's
+    by name), the fp32 ONNX file of the unchanged model, and four int8 files, calibrated as the demo does
+    (128 training clips): static and dynamic, each with the old recipe (8-bit weights, no dead-channel
+    fix) and the fixed one (:func:`arinext.deploy.quantize.quantize_model`). Each file is scored with
+    onnxruntime on this CPU and, with ``--emulate`` (needs ``qemu-x86_64``, apt package qemu-user), on
+    qemu's EPYC-Rome CPU model (AVX2, no AVX-512, no VNNI) through ``benchmarks/ort_score.py``.
+    Prints a Markdown table: top-1 / agreement with fp32 ONNX on this CPU, the same emulated, portable.
+
+``speed``
+    The paper-size model (309 classes, random weights and BN statistics, full fold), input 1x512x128 and
+    8x1x512x128: fp32 ONNX Runtime vs static int8 (old recipe and fixed), timed interleaved in this
+    process at 1 and 2 threads (``allow_spinning=0``, see :func:`arinext.deploy.onnx_session`).
+
+Usage::
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/int8.py accuracy MODEL_DIR ... --emulate --out int8.json
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/int8.py speed --runs 20 --out int8-speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import arinext
+from arinext.apps.demo import bundled_sample, featurize_subset
+from arinext.checkpoints import load, model_frontend
+from arinext.deploy.onnx import export_onnx
+from arinext.deploy.quantize import check_int8, quantize_model
+from arinext.deploy.runtime import onnx_logits, onnx_session
+from arinext.layers import randomize_batchnorm
+from arinext.utils.timing import time_interleaved
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ort_score import emulated_predictions
+
+#: name -> (mode, quantize_model options)
+BUILDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "static, old recipe": ("static", {"neutralize": False, "reduce_range": False}),
+    "static, fixed": ("static", {}),
+    "dynamic, old recipe": ("dynamic", {"neutralize": False}),
+    "dynamic, fixed": ("dynamic", {}),
+}
+
+
+def _loadavg() -> str:
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.exists() else "?"
+
+
+def accuracy(model_dir: Path, work: Path, emulate: bool) -> dict[str, Any]:
+    model = load(model_dir)
+    labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
+    root = bundled_sample()
+    x, y, _ = featurize_subset(root, labels, fe, "testing")  # targets in the model's label order, by name
+    calib = list(featurize_subset(root, labels, fe, "training", limit=128)[0].split(16))  # as the demo
+    work.mkdir(parents=True, exist_ok=True)
+    files = {"fp32": work / "fp32.onnx"}
+    export_onnx(model, files["fp32"], frontend=fe, labels=labels)
+    dead: list[str] = []
+    for name, (mode, opts) in BUILDS.items():
+        path = work / (name.replace(", ", "_").replace(" ", "_") + ".onnx")
+        built = quantize_model(model, path, mode, calib if mode == "static" else None, fe, labels, **opts)
+        dead = dead or built.dead_channels
+        files[name] = path
+    with torch.no_grad():
+        torch_pred = torch.cat([model(c) for c in x.split(65)]).argmax(-1).numpy()
+    native = {k: onnx_logits(onnx_session(p), x.numpy()).argmax(-1) for k, p in files.items()}
+    emulated: dict[str, np.ndarray] = {}
+    if emulate:
+        np.save(work / "x.npy", x.numpy())
+        by_path = emulated_predictions(work / "x.npy", list(files.values()))
+        emulated = {k: np.array(by_path[str(p)]) for k, p in files.items()}
+    test = list(zip(x.split(65), torch.from_numpy(y).split(65)))
+    rows = {}
+    for k, p in files.items():
+        row: dict[str, Any] = {
+            "top1": float((native[k] == y).mean()),
+            "agreement": float((native[k] == native["fp32"]).mean()),
+        }
+        if emulate:
+            row["emulated_top1"] = float((emulated[k] == y).mean())
+            row["emulated_agreement"] = float((emulated[k] == native["fp32"]).mean())
+        if k != "fp32":
+            chk = check_int8(files["fp32"], p, test, source="test clips")
+            row.update(portable=chk.portable, guard_passed=chk.passed)
+        rows[k] = row
+    return {
+        "model": str(model_dir),
+        "clips": len(y),
+        "fp32_onnx_equals_pytorch": int((native["fp32"] == torch_pred).sum()),
+        "dead_bn_channels": dead,
+        "rows": rows,
+    }
+
+
+def speed(runs: int, out_dir: Path) -> dict[str, Any]:
+    fe = arinext.get_preset("vggsound")
+    model = randomize_batchnorm(arinext.create_model("audio_rep_inception_next", num_classes=309), 0).eval()
+    g = torch.Generator().manual_seed(0)
+    calib = [torch.randn(2, 1, fe.num_frames, fe.n_mels, generator=g) * 3 - 4 for _ in range(4)]
+    files = {"fp32": out_dir / "paper.onnx"}
+    export_onnx(model, files["fp32"], frontend=fe)
+    for name in ("static, old recipe", "static, fixed"):
+        files[name] = out_dir / (name.replace(", ", "_").replace(" ", "_") + ".onnx")
+        quantize_model(model, files[name], "static", calib, fe, **BUILDS[name][1])
+    result: dict[str, Any] = {"input": f"Bx1x{fe.num_frames}x{fe.n_mels}", "runs": runs}
+    for threads in (1, 2):
+        sessions = {k: onnx_session(p, threads=threads, spin=False) for k, p in files.items()}
+        for batch in (1, 8):
+            xb = (torch.randn(batch, 1, fe.num_frames, fe.n_mels, generator=g) * 3 - 4).numpy()
+            load_before = _loadavg()
+            stats = time_interleaved({k: (lambda s=s, xb=xb: onnx_logits(s, xb)) for k, s in sessions.items()}, runs, 3)
+            base = stats["fp32"].median_ms
+            result[f"threads {threads}, batch {batch}"] = {
+                "loadavg_before_after": [load_before, _loadavg()],
+                **{
+                    k: {"median_ms": round(s.median_ms, 2), "speedup": round(base / s.median_ms, 2)}
+                    for k, s in stats.items()
+                },
+            }
+            print(
+                json.dumps({f"threads {threads}, batch {batch}": result[f"threads {threads}, batch {batch}"]}),
+                flush=True,
+            )
+    return result
+
+
+def _table(results: list[dict[str, Any]], emulate: bool) -> str:
+    head = (
+        "| model | form | top-1 / agreement, this CPU |" + (" same, emulated AVX2 |" if emulate else "") + " portable |"
+    )
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for r in results:
+        for k, row in r["rows"].items():
+            cells = f"{row['top1']:.1%} / {row['agreement']:.1%}"
+            if emulate:
+                cells += f" | {row['emulated_top1']:.1%} / {row['emulated_agreement']:.1%}"
+            portable = "" if k == "fp32" else ("yes" if row["portable"] else "no")
+            lines.append(f"| {r['model']} | {k} | {cells} | {portable} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("part", choices=("accuracy", "speed"))
+    p.add_argument("models", nargs="*", type=Path, help="save_pretrained directories (accuracy)")
+    p.add_argument("--emulate", action="store_true", help="also score under qemu-x86_64 -cpu EPYC-Rome")
+    p.add_argument("--runs", type=int, default=20, help="timed rounds (speed)")
+    p.add_argument("--out", type=Path, help="JSON results")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part == "accuracy":
+            if not args.models:
+                p.error("accuracy needs at least one model directory")
+            results = [accuracy(m, Path(tmp) / f"m{i}", args.emulate) for i, m in enumerate(args.models)]
+            print(_table(results, args.emulate))
+        else:
+            results = speed(args.runs, Path(tmp))  # type: ignore[assignment]
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
