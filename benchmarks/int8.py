@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ import arinext
 from arinext.apps.demo import bundled_sample, featurize_subset
 from arinext.checkpoints import load, model_frontend
 from arinext.deploy.onnx import export_onnx
-from arinext.deploy.quantize import check_int8, quantize_model
+from arinext.deploy.quantize import check_int8, neutralize_dead_bn_channels, quantize_model
 from arinext.deploy.runtime import onnx_logits, onnx_session
 from arinext.layers import randomize_batchnorm
 from arinext.utils.timing import time_interleaved
@@ -105,10 +106,39 @@ def accuracy(model_dir: Path, work: Path, emulate: bool) -> dict[str, Any]:
     return {
         "model": str(model_dir),
         "clips": len(y),
+        "folded_kernels": _kernel_ranges(model),
+        "stem_input_quantization": _input_quantization(files["static, fixed"]),
         "fp32_onnx_equals_pytorch": int((native["fp32"] == torch_pred).sum()),
         "dead_bn_channels": dead,
         "rows": rows,
     }
+
+
+def _kernel_ranges(model: torch.nn.Module) -> dict[str, Any]:
+    """Largest |weight| of the fully folded model's convs, and of the conv holding it: its largest and its
+    median per-channel max; before and after neutralizing dead BatchNorm channels."""
+    out = {}
+    for name, m in (("as trained", model), ("dead channels neutralized", copy.deepcopy(model))):
+        if name != "as trained":
+            neutralize_dead_bn_channels(m)
+        convs = [(n, c.weight.detach()) for n, c in arinext.reparameterize_model(m, fold="full").named_modules()
+                 if isinstance(c, torch.nn.Conv2d)]  # fmt: skip
+        conv, w = max(convs, key=lambda nw: float(nw[1].abs().max()))
+        per_channel = w.abs().flatten(1).amax(1)
+        out[name] = {"conv": conv, "max_abs": round(float(per_channel.max()), 2),
+                     "median_channel_max_abs": round(float(per_channel.median()), 2)}  # fmt: skip
+    return out
+
+
+def _input_quantization(int8_path: Path) -> dict[str, float]:
+    """Scale and zero point with which the static int8 file quantizes its input (the log-mel)."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(int8_path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    q = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == g.input[0].name)
+    return {"scale": round(float(init[q.input[1]]), 4), "zero_point": int(init[q.input[2]])}
 
 
 def _predictions(session: Any, x: np.ndarray, batch: int = 65) -> np.ndarray:
@@ -178,6 +208,15 @@ def main() -> None:
                 p.error("accuracy needs at least one model directory")
             results = [accuracy(m, Path(tmp) / f"m{i}", args.emulate) for i, m in enumerate(args.models)]
             print(_table(results, args.emulate))
+            for r in results:
+                k, q = r["folded_kernels"], r["stem_input_quantization"]
+                before, after = k["as trained"], k["dead channels neutralized"]
+                print(
+                    f"{r['model']}: {len(r['dead_bn_channels'])} BatchNorm(s) with dead channels "
+                    f"{r['dead_bn_channels']}; largest folded |w| {before['max_abs']} in {before['conv']} (median "
+                    f"channel {before['median_channel_max_abs']}), after neutralizing {after['max_abs']} in "
+                    f"{after['conv']}; input quantized with scale {q['scale']}, zero point {q['zero_point']}"
+                )
         else:
             results = speed(args.runs, Path(tmp))  # type: ignore[assignment]
     if args.out:
