@@ -3,6 +3,8 @@
 Two parts (BENCHMARKS.md, "int8: why it collapsed and the fix"):
 
 ``accuracy MODEL_DIR [MODEL_DIR ...]``
+    With ``--variants``, also old-recipe files that show what does not fix it (calibration methods, the stem
+    alone or all but the stem in int8, a conv kept in float by ``nodes_to_exclude``).
     For each trained keyword model (a ``save_pretrained`` directory, e.g. ``RUN/train/pretrained`` of
     ``arinext demo``): the bundled sample's 130 test clips (unseen speakers, labels matched to the model's
     by name), the fp32 ONNX file of the unchanged model, and four int8 files, calibrated as the demo does
@@ -64,7 +66,7 @@ def _loadavg() -> str:
     return " ".join(path.read_text().split()[:3]) if path.exists() else "?"
 
 
-def accuracy(model_dir: Path, work: Path, emulate: bool) -> dict[str, Any]:
+def accuracy(model_dir: Path, work: Path, emulate: bool, variants: bool = False) -> dict[str, Any]:
     model = load(model_dir)
     labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
     root = bundled_sample()
@@ -79,6 +81,8 @@ def accuracy(model_dir: Path, work: Path, emulate: bool) -> dict[str, Any]:
         built = quantize_model(model, path, mode, calib if mode == "static" else None, fe, labels, **opts)
         dead = dead or built.dead_channels
         files[name] = path
+    if variants:
+        files.update(_variants(files["fp32"], work, calib))
     with torch.no_grad():
         torch_pred = torch.cat([model(c) for c in x.split(65)]).argmax(-1).numpy()
     # batches of 65, as ort_score.py scores under emulation: dynamic int8 quantizes activations per batch, so
@@ -114,15 +118,65 @@ def accuracy(model_dir: Path, work: Path, emulate: bool) -> dict[str, Any]:
     }
 
 
-def _kernel_ranges(model: torch.nn.Module) -> dict[str, Any]:
-    """Largest |weight| of the fully folded model's convs, and of the conv holding it: its largest and its
-    median per-channel max; before and after neutralizing dead BatchNorm channels."""
+class _Reader:
+    """onnxruntime calibration reader over a list of batches."""
+
+    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
+        self.name, self.it = name, iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self.it, None)
+        return None if x is None else {self.name: x.numpy()}
+
+
+def _variants(fp32: Path, work: Path, calib: list[torch.Tensor]) -> dict[str, Path]:
+    """What does not fix the collapse (old recipe: 8-bit weights, no dead-channel fix), straight from
+    onnxruntime.quantization: other calibration methods, the stem alone or everything but the stem in int8,
+    and the dead-channel conv left in float with ``nodes_to_exclude`` (dynamic)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = work / "fp32.prep.onnx"
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    g = onnx.load(str(prepared)).graph
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    stem = next(n.name for n in convs if n.input[0] == g.input[0].name)
+    widest = max(convs, key=lambda n: float(np.abs(weights[n.input[1]]).max())).name  # the dead channel's conv
+    static = {"quant_format": QuantFormat.QDQ, "per_channel": True, "activation_type": QuantType.QUInt8,
+              "weight_type": QuantType.QInt8}  # fmt: skip
+    builds = {
+        "static, old recipe, entropy calibration": {"calibrate_method": CalibrationMethod.Entropy},
+        "static, old recipe, percentile 99.99 calibration": {
+            "calibrate_method": CalibrationMethod.Percentile, "extra_options": {"CalibPercentile": 99.99}},
+        "static, old recipe, only the stem in int8": {"nodes_to_quantize": [stem]},
+        "static, old recipe, all but the stem in int8": {"nodes_to_exclude": [stem]},
+    }  # fmt: skip
     out = {}
-    for name, m in (("as trained", model), ("dead channels neutralized", copy.deepcopy(model))):
-        if name != "as trained":
+    for name, opts in builds.items():
+        out[name] = work / (name.replace(", ", "_").replace(" ", "_") + ".onnx")
+        quantize_static(prepared, out[name], _Reader(g.input[0].name, calib), **static, **opts)  # type: ignore[arg-type]
+    name = f"dynamic, old recipe, {widest} in float (nodes_to_exclude)"
+    out[name] = work / "dynamic_exclude.onnx"
+    quantize_dynamic(prepared, out[name], weight_type=QuantType.QUInt8, per_channel=True, nodes_to_exclude=[widest])
+    return out
+
+
+def _kernel_ranges(model: torch.nn.Module) -> dict[str, Any]:
+    """Largest |weight| of the folded model's convs, and of the conv holding it: its largest and its median
+    per-channel max; full fold before and after neutralizing dead BatchNorm channels, and the paper fold."""
+    out = {}
+    forms = (
+        ("full fold", model),
+        ("full fold, dead channels neutralized", copy.deepcopy(model)),
+        ("paper fold", model),
+    )
+    for name, m in forms:
+        if "neutralized" in name:
             neutralize_dead_bn_channels(m)
-        convs = [(n, c.weight.detach()) for n, c in arinext.reparameterize_model(m, fold="full").named_modules()
-                 if isinstance(c, torch.nn.Conv2d)]  # fmt: skip
+        fused = arinext.reparameterize_model(m, fold="paper" if name == "paper fold" else "full")
+        convs = [(n, c.weight.detach()) for n, c in fused.named_modules() if isinstance(c, torch.nn.Conv2d)]
         conv, w = max(convs, key=lambda nw: float(nw[1].abs().max()))
         per_channel = w.abs().flatten(1).amax(1)
         out[name] = {"conv": conv, "max_abs": round(float(per_channel.max()), 2),
@@ -197,6 +251,7 @@ def main() -> None:
     p.add_argument("part", choices=("accuracy", "speed"))
     p.add_argument("models", nargs="*", type=Path, help="save_pretrained directories (accuracy)")
     p.add_argument("--emulate", action="store_true", help="also score under qemu-x86_64 -cpu EPYC-Rome")
+    p.add_argument("--variants", action="store_true", help="also the variants that do not fix it (accuracy)")
     p.add_argument("--runs", type=int, default=20, help="timed rounds (speed)")
     p.add_argument("--out", type=Path, help="JSON results")
     args = p.parse_args()
@@ -206,17 +261,16 @@ def main() -> None:
         if args.part == "accuracy":
             if not args.models:
                 p.error("accuracy needs at least one model directory")
-            results = [accuracy(m, Path(tmp) / f"m{i}", args.emulate) for i, m in enumerate(args.models)]
+            results = [accuracy(m, Path(tmp) / f"m{i}", args.emulate, args.variants) for i, m in enumerate(args.models)]
             print(_table(results, args.emulate))
             for r in results:
                 k, q = r["folded_kernels"], r["stem_input_quantization"]
-                before, after = k["as trained"], k["dead channels neutralized"]
-                print(
-                    f"{r['model']}: {len(r['dead_bn_channels'])} BatchNorm(s) with dead channels "
-                    f"{r['dead_bn_channels']}; largest folded |w| {before['max_abs']} in {before['conv']} (median "
-                    f"channel {before['median_channel_max_abs']}), after neutralizing {after['max_abs']} in "
-                    f"{after['conv']}; input quantized with scale {q['scale']}, zero point {q['zero_point']}"
-                )
+                print(f"{r['model']}: BatchNorm(s) with dead channels: {r['dead_bn_channels'] or 'none'}")
+                for form, v in k.items():
+                    print(
+                        f"  {form}: largest |w| {v['max_abs']} in {v['conv']} (its median channel {v['median_channel_max_abs']})"
+                    )
+                print(f"  static int8 quantizes the input with scale {q['scale']}, zero point {q['zero_point']}")
         else:
             results = speed(args.runs, Path(tmp))  # type: ignore[assignment]
     if args.out:

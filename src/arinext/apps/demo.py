@@ -284,7 +284,7 @@ def _int8_lines(e: dict[str, Any]) -> list[str]:
         f"int8 check (as `arinext export --quantize int8` runs it, on the {c['clips']} test clips, never used for "
         f"calibration): top-1 agreement with ONNX fp32 {c['agreement']:.1%} (threshold {c['min_agreement']:.0%}), "
         f"top-1 fp32 {c['fp32_accuracy']:.1%}, int8 {c['int8_accuracy']:.1%}, portable to x64 CPUs without VNNI: "
-        f"{'yes' if c['portable'] else 'no'}: {verdict}. Recipe: {e['int8_recipe']}, calibrated on "
+        f"{'yes' if c['portable'] else 'no'}; verdict: {verdict}. Recipe: {e['int8_recipe']}, calibrated on "
         f"{e['int8_calibration_clips']} training clips; {len(dead)} BatchNorm(s) with dead channels neutralized "
         "before folding (BENCHMARKS.md, int8).",
     ]

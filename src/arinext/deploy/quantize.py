@@ -4,7 +4,8 @@
   calibrated (MinMax) on representative inputs: :data:`STATIC_RECIPE`, QDQ format, per-channel int8
   weights limited to ``[-64, 64]`` (``reduce_range``), uint8 activations. About 3x faster than fp32 on CPU.
 * ``mode="dynamic"``: weights quantized offline, activations at run time per batch
-  (``quantize_dynamic``, :data:`DYNAMIC_RECIPE`); needs no data but is slower than fp32 on CPU.
+  (``quantize_dynamic``, :data:`DYNAMIC_RECIPE`); needs no data but is slower than fp32 on CPU, and a
+  clip's result depends on the other clips in its batch (they share one activation range).
 
 Two defects made post-training int8 of trained models collapse to chance (BENCHMARKS.md, "int8"):
 
@@ -237,7 +238,7 @@ def quantize_onnx(
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         if mode == "dynamic":
             quantize_dynamic(prepared, int8_path, **{**DYNAMIC_RECIPE, "per_channel": per_channel})
-            recipe = "dynamic: ConvInteger, uint8 weights"
+            recipe = "dynamic: ConvInteger, uint8 weights, activations quantized per batch at run time"
         else:
             input_name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
             reader = _Calibration(input_name, calibration)  # type: ignore[arg-type]
