@@ -112,6 +112,12 @@ def test_export_torchscript_and_bad_flags(ckpt, tmp_path, capsys) -> None:
     args = ["export", ckpt, "--out", str(tmp_path / "z.onnx"), "--quantize", "int8", "--quant-mode", "dynamic"]
     assert main(args) == 2
     assert "--eval-data" in capsys.readouterr().err and not (tmp_path / "z.onnx").exists()
+    # ... and never on its calibration clips
+    args = ["export", ckpt, "--out", str(tmp_path / "z.onnx"), "--quantize", "int8", "--calib-data", str(tmp_path)]
+    assert main([*args, "--eval-data", str(tmp_path), "--eval-subset", "training"]) == 2
+    assert "calibration clips" in capsys.readouterr().err and not (tmp_path / "z.onnx").exists()
+    assert main([*args, "--eval-data", str(tmp_path), "--min-agreement", "97"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
 
 
 def test_reparam_official_checkpoint(official_dir, tmp_path, capsys) -> None:

@@ -276,18 +276,17 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     return results
 
 
-def _int8_lines(e: dict[str, Any]) -> list[str]:
+def _int8_line(e: dict[str, Any]) -> str:
     c = e["int8_check"]
     verdict = "passed" if c["passed"] else f"**refused** ({c['reason']}); the int8 file was removed"
-    dead = e["int8_dead_bn_channels"]
-    return [
+    return (
         f"int8 check (as `arinext export --quantize int8` runs it, on the {c['clips']} test clips, never used for "
         f"calibration): top-1 agreement with ONNX fp32 {c['agreement']:.1%} (threshold {c['min_agreement']:.0%}), "
         f"top-1 fp32 {c['fp32_accuracy']:.1%}, int8 {c['int8_accuracy']:.1%}, portable to x64 CPUs without VNNI: "
         f"{'yes' if c['portable'] else 'no'}; verdict: {verdict}. Recipe: {e['int8_recipe']}, calibrated on "
-        f"{e['int8_calibration_clips']} training clips; {len(dead)} BatchNorm(s) with dead channels neutralized "
-        "before folding (BENCHMARKS.md, int8).",
-    ]
+        f"{e['int8_calibration_clips']} training clips; {len(e['int8_dead_bn_channels'])} BatchNorm(s) with dead "
+        "channels neutralized before folding (BENCHMARKS.md, int8)."
+    )
 
 
 def render_report(r: dict[str, Any]) -> str:
@@ -312,7 +311,7 @@ def render_report(r: dict[str, Any]) -> str:
     lines += [
         f"| ONNX Runtime fp32 | {e['onnx_accuracy']:.1%} | {e['onnx_same_predictions']}/{n_test} |",
         f"| ONNX Runtime int8 (static) | {e['int8_accuracy']:.1%} | "
-        f"{round(e['int8_check']['agreement'] * n_test)}/{n_test} (of ONNX fp32's) |",
+        + f"{round(e['int8_check']['agreement'] * n_test)}/{n_test} (of ONNX fp32's) |",
         "",
         f"Best validation top-1 {r['train']['best_val_top1']:.1%} at epoch {r['train']['best_epoch']}; "
         f"`arinext eval` on the test split: {r['test']['top1']:.1%} (training form), "
@@ -323,7 +322,7 @@ def render_report(r: dict[str, Any]) -> str:
         f"ONNX file {e['onnx_mb']:.2f} MB"
         + (f", int8 {e['int8_mb']:.2f} MB." if e["int8_mb"] is not None else "; the int8 file was refused."),
         "",
-        *_int8_lines(e),
+        _int8_line(e),
         "",
         "![training curves](train/curves.png)",
         "",

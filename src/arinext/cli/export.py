@@ -178,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             "the int8 check needs clips not used for calibration: give --eval-data ROOT or --calib-data ROOT"
         )
+    calibrated_on_eval = args.quant_mode == "static" and args.calib_data is not None and args.eval_data is not None
+    if calibrated_on_eval and args.eval_subset == "training" and args.calib_data.resolve() == args.eval_data.resolve():
+        raise CLIError(
+            "--eval-subset training of the --calib-data root would check int8 on its calibration clips: "
+            "leave out --eval-data to check on the training clips held back from calibration"
+        )
     if not 0.0 <= args.min_agreement <= 1.0:
         raise CLIError(f"--min-agreement must be between 0 and 1, got {args.min_agreement}")
     from ..checkpoints import load, model_frontend, model_labels
