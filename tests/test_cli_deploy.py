@@ -86,9 +86,16 @@ def test_reparam_then_export_onnx_with_int8(ckpt, tmp_path, capsys) -> None:
     assert fused.pretrained_cfg["fold"] == "full" and fused.pretrained_cfg["labels"] == LABELS
 
     onnx_path = tmp_path / "m.onnx"
-    assert main(["export", str(tmp_path / "fused"), "--out", str(onnx_path), "--quantize", "int8", "--quant-mode", "dynamic"]) == 0
+    for i in range(30):  # the int8 check needs labelled clips: 60 tones, named like the checkpoint's classes
+        for label, freq in (("low", 300), ("high", 2500)):
+            (tmp_path / "data" / "testing" / label).mkdir(parents=True, exist_ok=True)
+            write_tone(tmp_path / "data" / "testing" / label / f"{i}.wav", 0.5, freq * (1 + i / 100))
+    args = ["export", str(tmp_path / "fused"), "--out", str(onnx_path), "--quantize", "int8", "--quant-mode", "dynamic"]
+    code = main([*args, "--eval-data", str(tmp_path / "data")])
     out = capsys.readouterr().out
-    assert "max abs diff" in out and (tmp_path / "m.int8.onnx").is_file()
+    check = json.loads(out[out.index("{") : out.rindex("}") + 1])["check"]
+    assert code == 0 and check["clips"] == 60 and check["source"].startswith("testing clips of") and check["passed"]
+    assert "max abs diff" in out and "int8 check on 60 testing clips" in out and (tmp_path / "m.int8.onnx").is_file()
     assert read_metadata(onnx_path)["labels"] == LABELS
     x = torch.randn(1, 1, 60, FE.n_mels) - 4
     with torch.no_grad():
@@ -101,6 +108,16 @@ def test_export_torchscript_and_bad_flags(ckpt, tmp_path, capsys) -> None:
     assert main(["export", ckpt, "--format", "torchscript", "--out", str(tmp_path / "x.pt"), "--quantize", "int8"]) == 2
     assert main(["export", ckpt, "--out", str(tmp_path / "y.onnx"), "--quantize", "int8"]) == 2
     assert "--calib-data" in capsys.readouterr().err
+    # int8 is never written unchecked: dynamic mode needs clips for the check too
+    args = ["export", ckpt, "--out", str(tmp_path / "z.onnx"), "--quantize", "int8", "--quant-mode", "dynamic"]
+    assert main(args) == 2
+    assert "--eval-data" in capsys.readouterr().err and not (tmp_path / "z.onnx").exists()
+    # ... and never on its calibration clips
+    args = ["export", ckpt, "--out", str(tmp_path / "z.onnx"), "--quantize", "int8", "--calib-data", str(tmp_path)]
+    assert main([*args, "--eval-data", str(tmp_path), "--eval-subset", "training"]) == 2
+    assert "calibration clips" in capsys.readouterr().err and not (tmp_path / "z.onnx").exists()
+    assert main([*args, "--eval-data", str(tmp_path), "--min-agreement", "97"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
 
 
 def test_reparam_official_checkpoint(official_dir, tmp_path, capsys) -> None:

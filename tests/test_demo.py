@@ -19,9 +19,12 @@ def demo_run(tmp_path_factory):
 
 def test_demo_runs_every_phase_and_writes_the_report(demo_run, capsys):
     out, code = demo_run
-    assert code == 0  # fused, fully folded and ONNX predictions equal the training form's on every test clip
     results = json.loads((out / "results.json").read_text())
     n = results["test_clips"]
+    # exit 0 iff fused, fully folded and ONNX predictions equal the training form's and int8 passes its check
+    # (after 2 epochs the logits are close together and int8 may flip enough of them to be refused)
+    int8 = results["export"]["int8_check"]
+    assert code == (0 if int8["passed"] else 1)
     assert n == 130 and results["words"][:2] == ["down", "go"] and len(results["words"]) == 10
     for row in results["fusion"].values():
         assert row["same_predictions"] == n and row["max_abs_logit_diff"] < 1e-4
@@ -34,7 +37,10 @@ def test_demo_runs_every_phase_and_writes_the_report(demo_run, capsys):
     for png in ("train/curves.png", "eval/confusion.png", "latency.png"):
         assert f"]({png})" in report and (out / png).is_file()
     assert f"{results['fusion']['training form']['accuracy']:.1%}" in report
-    assert (out / "model.onnx").is_file() and (out / "model.int8.onnx").is_file()
+    assert (out / "model.onnx").is_file() and (out / "model.int8.onnx").is_file() == int8["passed"]
+    assert int8["clips"] == n and int8["portable"] and int8["fp32_accuracy"] == results["export"]["onnx_accuracy"]
+    assert f"top-1 agreement with ONNX fp32 {int8['agreement']:.1%}" in report
+    assert ("passed" if int8["passed"] else "**refused**") in report
 
 
 def test_bundled_sample_is_found():

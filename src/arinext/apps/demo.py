@@ -228,23 +228,31 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     phase("export")
     from ..deploy.onnx import export_onnx
-    from ..deploy.quantize import quantize_onnx
+    from ..deploy.quantize import check_int8, quantize_model
     from ..deploy.runtime import onnx_logits, onnx_session
 
     report = export_onnx(best, out / "model.onnx", frontend=fe, labels=words)
     session = onnx_session(out / "model.onnx")
     onnx_pred = onnx_logits(session, x.numpy()).argmax(-1)
-    # calibration ranges come from training clips, never from the test clips being scored
+    # calibration ranges come from training clips; the int8 check runs on the test clips, never calibrated on
     calib = list(featurize_subset(root, words, fe, "training", limit=128)[0].split(16))
-    quantize_onnx(out / "model.onnx", out / "model.int8.onnx", mode="static", calibration=calib)
-    int8_pred = onnx_logits(onnx_session(out / "model.int8.onnx"), x.numpy()).argmax(-1)
+    int8 = quantize_model(best, out / "model.int8.onnx", "static", calib, frontend=fe, labels=words)
+    check = check_int8(
+        out / "model.onnx", int8.path, list(zip(x.split(64), torch.from_numpy(y).split(64))), source="test clips"
+    )
+    if not check.passed:  # as `arinext export` does without --force: the fp32 file stays, the int8 file goes
+        int8.path.unlink(missing_ok=True)
     results["export"] = {
         "onnx_check_max_abs_diff": report.max_abs_diff,
         "onnx_accuracy": float((onnx_pred == y).mean()),
         "onnx_same_predictions": int((onnx_pred == preds["training form"]).sum()),
-        "int8_accuracy": float((int8_pred == y).mean()),
+        "int8_accuracy": check.int8_accuracy,
+        "int8_check": {**check.to_dict(), "summary": check.summary()},
+        "int8_recipe": int8.recipe,
+        "int8_calibration_clips": sum(len(b) for b in calib),
+        "int8_dead_bn_channels": int8.dead_channels,
         "onnx_mb": (out / "model.onnx").stat().st_size / 2**20,
-        "int8_mb": (out / "model.int8.onnx").stat().st_size / 2**20,
+        "int8_mb": int8.path.stat().st_size / 2**20 if int8.path.is_file() else None,
     }
     done("export")
 
@@ -268,6 +276,19 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     return results
 
 
+def _int8_line(e: dict[str, Any]) -> str:
+    c = e["int8_check"]
+    verdict = "passed" if c["passed"] else f"**refused** ({c['reason']}); the int8 file was removed"
+    return (
+        f"int8 check (as `arinext export --quantize int8` runs it, on the {c['clips']} test clips, never used for "
+        f"calibration): top-1 agreement with ONNX fp32 {c['agreement']:.1%} (threshold {c['min_agreement']:.0%}), "
+        f"top-1 fp32 {c['fp32_accuracy']:.1%}, int8 {c['int8_accuracy']:.1%}, portable to x64 CPUs without VNNI: "
+        f"{'yes' if c['portable'] else 'no'}; verdict: {verdict}. Recipe: {e['int8_recipe']}, calibrated on "
+        f"{e['int8_calibration_clips']} training clips; {len(e['int8_dead_bn_channels'])} BatchNorm(s) with dead "
+        "channels neutralized before folding (BENCHMARKS.md, int8)."
+    )
+
+
 def render_report(r: dict[str, Any]) -> str:
     """Markdown report of a :func:`run_demo` result."""
     fe, n_test = r["frontend"], r["test_clips"]
@@ -289,7 +310,8 @@ def render_report(r: dict[str, Any]) -> str:
     e = r["export"]
     lines += [
         f"| ONNX Runtime fp32 | {e['onnx_accuracy']:.1%} | {e['onnx_same_predictions']}/{n_test} |",
-        f"| ONNX Runtime int8 (static) | {e['int8_accuracy']:.1%} | |",
+        f"| ONNX Runtime int8 (static) | {e['int8_accuracy']:.1%} | "
+        + f"{round(e['int8_check']['agreement'] * n_test)}/{n_test} (of ONNX fp32's) |",
         "",
         f"Best validation top-1 {r['train']['best_val_top1']:.1%} at epoch {r['train']['best_epoch']}; "
         f"`arinext eval` on the test split: {r['test']['top1']:.1%} (training form), "
@@ -297,7 +319,10 @@ def render_report(r: dict[str, Any]) -> str:
         f"Fused logits differ from the training form's by at most "
         f"{max(v['max_abs_logit_diff'] for v in r['fusion'].values()):.1e}; the ONNX export check "
         f"(onnxruntime vs PyTorch) by {e['onnx_check_max_abs_diff']:.1e}. "
-        f"ONNX file {e['onnx_mb']:.2f} MB, int8 {e['int8_mb']:.2f} MB.",
+        f"ONNX file {e['onnx_mb']:.2f} MB"
+        + (f", int8 {e['int8_mb']:.2f} MB." if e["int8_mb"] is not None else "; the int8 file was refused."),
+        "",
+        _int8_line(e),
         "",
         "![training curves](train/curves.png)",
         "",

@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<26} {row['accuracy']:>10.1%}  {row['same_predictions']:>10}/{n}")
     e = r["export"]
     print(f"  {'ONNX Runtime fp32':<26} {e['onnx_accuracy']:>10.1%}  {e['onnx_same_predictions']:>10}/{n}")
-    print(f"  {'ONNX Runtime int8':<26} {e['int8_accuracy']:>10.1%}")
+    c = e["int8_check"]
+    agree = round(c["agreement"] * n)
+    print(f"  {'ONNX Runtime int8':<26} {e['int8_accuracy']:>10.1%}  {agree:>10}/{n} of fp32's")
+    verdict = "passed" if c["passed"] else f"REFUSED: {c['reason']}"
+    print(f"  int8 check: agreement {c['agreement']:.1%}, portable {'yes' if c['portable'] else 'no'} -> {verdict}")
     top = r["classify"]["top3"][0]
     print(f"  classifier on {r['classify']['file']}: {top['label']} ({top['score']:.2f})")
     print(f"  {'latency, batch 1':<26} {'median ms':>10}")
@@ -64,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<26} {row['median_ms']:>10.2f}")
     print(f"  report: {opts.out}/report.md")
     same = all(row["same_predictions"] == n for row in r["fusion"].values()) and e["onnx_same_predictions"] == n
-    return 0 if same else 1
+    return 0 if same and c["passed"] else 1

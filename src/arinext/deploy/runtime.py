@@ -18,18 +18,23 @@ except ImportError as exc:
 __all__ = ["onnx_logits", "onnx_session"]
 
 
-def onnx_session(path: str | Path, threads: int | None = None) -> Any:
+def onnx_session(path: str | Path, threads: int | None = None, spin: bool = True) -> Any:
     """A CPU ``onnxruntime.InferenceSession`` with every graph optimisation on.
 
     Args:
         path: the ``.onnx`` file.
         threads: intra-op threads (default: onnxruntime's choice); inter-op work stays on one thread.
+        spin: let idle intra-op threads spin (onnxruntime's default). On a machine shared with other
+            jobs, spinning threads get descheduled and multi-threaded timings become erratic: ``False``
+            sets ``session.intra_op.allow_spinning=0``.
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
