@@ -3,6 +3,9 @@
 ``--quantize int8`` also writes ``<out stem>.int8.onnx`` with onnxruntime's dynamic or static
 quantization; static mode calibrates on clips from ``--calib-data``, and ``--eval-data`` reports the
 size, latency and accuracy of the float and int8 files side by side.
+
+A model card ``README.md`` (labels, front end, recipe, the files written and the command) goes next to the
+output, unless a README that arinext did not write is already there.
 """
 
 from __future__ import annotations
@@ -101,6 +104,35 @@ def run(args: argparse.Namespace) -> int:
         if r.max_abs_diff is not None:
             diff = f"max abs diff {r.max_abs_diff:.2e} at lengths {r.checked_lengths}"
         print(f"wrote {r.path} ({r.input} input, {diff})")
+    written = [r.path for r in reports]
     if args.quantize:
-        print(json.dumps(_int8(args, args.out, frontend, model_labels(model)), indent=2))
+        int8 = _int8(args, args.out, frontend, model_labels(model))
+        written.append(Path(int8["int8"]))
+        print(json.dumps(int8, indent=2))
+    card = _write_card(model, args, written)
+    if card is not None:
+        print(f"wrote {card}")
     return 0
+
+
+def _write_card(model: Any, args: argparse.Namespace, written: list[Path]) -> Path | None:
+    from ..checkpoints import write_model_card
+    from ..utils.provenance import current_command
+    from ..version import __version__
+
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    config = {
+        "model": cfg.get("model") or getattr(model, "model_name", "?"), "model_args": cfg.get("model_args") or {},
+        "fold": "full", "labels": cfg.get("labels"), "frontend": cfg.get("frontend"),
+        "train_config": cfg.get("train_config"), "arinext_version": __version__,
+        "card": {**(cfg.get("card") or {}), "command": current_command() or (cfg.get("card") or {}).get("command")},
+    }  # fmt: skip
+    inputs = {"onnx": "log-mel `(batch, 1, frames, mels)` -> logits", "torchscript": "log-mel -> logits (TorchScript)"}
+    rows = [f"| `{p.name}` | {'waveform `(batch, samples)` -> logits' if '.waveform.' in p.name else inputs[args.format]}"
+            f"{' (int8)' if '.int8.' in p.name else ''} |" for p in written]  # fmt: skip
+    files = "\n".join(["## Exported files", "", "Full deploy fold; metadata (labels, front end) inside the file.", "",
+                       "| file | input -> output |", "|---|---|", *rows])  # fmt: skip
+    path = write_model_card(args.out.parent, config=config, files=files)
+    if path is None:
+        log.warning("%s: kept the existing README.md (not written by arinext)", args.out.parent)
+    return path
