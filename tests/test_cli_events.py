@@ -39,7 +39,7 @@ def test_metric_known_answers() -> None:
     m = sed.event_metrics(ref, swapped, ["yes", "no"])
     assert m["f1"] == 0.0 and m["substitution_rate"] == 1.0
     m = sed.event_metrics(ref, {}, ["yes", "no"])
-    assert m["f1"] == 0.0 and m["deletion_rate"] == 1.0 and m["onset_mae_ms"] is None
+    assert m["f1"] == 0.0 and m["precision"] is None and m["deletion_rate"] == 1.0 and m["onset_mae_ms"] is None
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,9 @@ def test_commands_as_in_the_readme(kw_model, sets, tmp_path, capsys, monkeypatch
     line = capsys.readouterr().out
     assert line.startswith("6 files, 36 events, frame head: event F1 ")
     assert json.loads((tmp_path / "m.json").read_text())["reference_events"] == 36
+    assert main(["events", "eval", str(kw_model), str(sets / "test"), "--head", "clip", "--tune-on", str(sets / "val"),
+                 "-q"]) == 0  # fmt: skip
+    assert "clip head per column: event F1 0." in capsys.readouterr().out
 
     mix = sets / "test" / "audio" / "mix_000.flac"
     assert main(["predict", "-m", str(kw_model), "--events", str(mix), "--out", str(tmp_path / "ev"), "--plot"]) == 0

@@ -185,3 +185,22 @@ def test_frame_head_files_are_checked(tmp_path) -> None:
         FrameHead.load(tmp_path)
     with pytest.raises(ValueError, match="reserved"):
         FrameHead(["_background_"], 4)
+
+
+def test_relabel_takes_the_clip_classifiers_opinion(tmp_path, clf) -> None:
+    x = noise(4.0, seed=9)
+    sf.write(tmp_path / "x.wav", x, 16000, subtype="FLOAT")
+    times = np.arange(81) * 0.05
+    flat = arinext.deploy.events.FrameScores(times, np.full((81, 3), 0.3), LABELS, "frame head")
+    flat.scores[40:50] = 0.32  # one event at [1.975, 2.475) s, all classes alike: the classifier decides
+    params = arinext.deploy.events.DecodeParams(threshold=0.9, mode="activity", relabel=True)
+    events = clf.events(str(tmp_path / "x.wav"), frames=flat, params=params)
+    assert [(e.onset, e.offset) for e in events] == [(1.975, 2.475)]
+    centre = 2.225
+    windows = [x[int((centre + s - 0.5) * 16000) : int((centre + s + 0.5) * 16000)] for s in (-0.15, 0.0, 0.15)]
+    expected = np.log(clf.predict_proba(windows, sampling_rate=16000) + 1e-9).mean(0)
+    assert events[0].label == LABELS[int(expected.argmax())] != "a"  # not what the frame scores alone give
+    assert clf.events(x, sampling_rate=16000, frames=flat, params=params) == events  # arrays: the same windows
+    assert clf.events(flat, params=params, relabel=False)[0].label == "a"  # without: the first of equal scores
+    with pytest.raises(ValueError, match="relabel needs the audio"):
+        clf.events(flat, params=params)

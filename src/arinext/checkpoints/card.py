@@ -66,7 +66,7 @@ def _recipe_lines(train: Mapping[str, Any] | None) -> list[str]:
     optim = train.get("optim") or {}
     facts = [
         ("dataset", data.get("dataset")),
-        ("data", data.get("root")),
+        ("data folder", Path(str(data["root"])).name if data.get("root") else None),  # no local paths in a card
         ("epochs", optim.get("epochs")),
         ("learning rate", optim.get("lr")),
         ("batch size", data.get("batch_size")),
@@ -95,10 +95,13 @@ def _frame_head_lines(head: Mapping[str, Any] | None) -> list[str]:
         "",
     ]
     if val:
+        def num(key: str) -> str:
+            v = val.get(key)
+            return "n/a" if v is None else f"{v:.3f}"
+
         lines += [
-            f"Validation (sed_eval, event-based, {1000 * val.get('collar_s', 0.2):.0f} ms collar): F1 {val.get('f1', 0):.3f}, "
-            f"precision {val.get('precision', 0):.3f}, recall {val.get('recall', 0):.3f} on {val.get('reference_events')} "
-            "events.",
+            f"Validation (sed_eval, event-based, {1000 * val.get('collar_s', 0.2):.0f} ms collar): F1 {num('f1')}, "
+            f"precision {num('precision')}, recall {num('recall')} on {val.get('reference_events')} events.",
             "",
         ]
     if info.get("command"):

@@ -84,7 +84,7 @@ def run_fit(args: argparse.Namespace) -> int:
     v = head.info["validation"]
     print(f"wrote {path} ({head.in_features}-d embeddings x {2 * head.context + 1} timestamps -> "
           f"{len(head.labels)} classes + background)")  # fmt: skip
-    print(f"validation: event F1 {v['f1']:.3f} (P {v['precision']:.3f}, R {v['recall']:.3f}) with "
+    print(f"validation: event F1 {v['f1']:.3f} (P {_num(v['precision'])}, R {_num(v['recall'])}) with "
           f"{json.dumps(head.decode.to_dict())}, l2 {head.info['l2']:g}")  # fmt: skip
     return 0
 
@@ -93,9 +93,12 @@ def _summary(m: dict[str, Any]) -> str:
     errors = ""
     if m["onset_mae_ms"] is not None:
         errors = f", onset/offset error {m['onset_mae_ms']:.0f}/{m['offset_mae_ms']:.0f} ms"
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
     return (
         f"{m['files']} files, {m['reference_events']} events, {m['head']}: event F1 {m['f1']:.3f} "
-        f"(P {m['precision']:.3f}, R {m['recall']:.3f}, ER {m['error_rate']:.3f}){errors}; "
+        f"(P {num(m['precision'])}, R {num(m['recall'])}, ER {num(m['error_rate'])}){errors}; "
         f"collar {1000 * m['collar_s']:.0f} ms"
     )
 

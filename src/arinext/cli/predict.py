@@ -105,7 +105,7 @@ def detect(clf: AudioClassifier, name: str, index: int, args: argparse.Namespace
     frames = clf.framewise(source, head=args.head)
     overrides = {} if args.threshold is None else {"threshold": args.threshold, "low": args.threshold}
     used = replace(clf.decode_params_for(frames), **overrides)
-    events = clf.events(frames, params=used)
+    events = clf.events(source, frames=frames, params=used)
     duration = n / rate
     record = {"input": name, "duration": duration, "head": frames.source, "decode": used.to_dict(),
               "events": [e.to_dict() for e in events]}  # fmt: skip

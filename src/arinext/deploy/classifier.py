@@ -39,7 +39,15 @@ from ..layers.reparam import reparameterize_model, unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
 from .events import DecodeParams, Event, FrameScores, decode_events
 from .framehead import FrameHead, find_frame_head, weights_fingerprint
-from .frames import HeadChoice, audio_chunks, clip_frame_scores, frame_head_scores, stream_columns
+from .frames import (
+    HeadChoice,
+    audio_chunks,
+    clip_frame_scores,
+    frame_head_scores,
+    relabel_events,
+    stream_columns,
+    window_reader,
+)
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
@@ -325,17 +333,27 @@ class AudioClassifier:
         sampling_rate: int | None = None,
         head: HeadChoice = "auto",
         params: DecodeParams | None = None,
+        frames: FrameScores | None = None,
         **overrides: Any,
     ) -> list[Event]:
-        """Sound events ``[Event(label, onset, offset, score)]`` of one clip (or of given frame scores).
+        """Sound events ``[Event(label, onset, offset, score)]`` of one clip (any length), or of given frame scores.
 
         Decoding parameters: ``params`` and keyword ``overrides`` (``threshold``, ``low``, ``median``,
-        ``min_duration``, ``min_gap``, ``mode``); default: the frame head's, chosen on validation
-        mixtures when it was fitted, else thresholds of 0.5 with ``"exclusive"`` (softmax) or
-        ``"independent"`` (sigmoid) decoding (:func:`arinext.deploy.events.decode_events`).
+        ``min_duration``, ``min_gap``, ``mode``, ``relabel``); default :meth:`decode_params_for` (the frame
+        head's, chosen on validation mixtures when it was fitted). ``frames``: the clip's frame scores if
+        already computed. ``relabel`` needs the audio, so ``item`` must then be the clip.
         """
-        frames = item if isinstance(item, FrameScores) else self.framewise(item, sampling_rate, head)
-        return decode_events(frames, params or self.decode_params_for(frames), **overrides)
+        if isinstance(item, FrameScores):
+            frames, item = item, None
+        if frames is None:
+            frames = self.framewise(item, sampling_rate, head)
+        p = DecodeParams.from_dict({**(params or self.decode_params_for(frames)).to_dict(), **overrides})
+        events = decode_events(frames, p)
+        if p.relabel and events:
+            if item is None:
+                raise ValueError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
+            events = relabel_events(self, events, frames, window_reader(self, item, sampling_rate))
+        return events
 
     def decode_params_for(self, frames: FrameScores) -> DecodeParams:
         """Default decoding of ``frames``: the frame head's stored parameters for its scores, else a 0.5

@@ -60,7 +60,7 @@ def plot_frame_scores(
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"score ({frames.source})" if frames.source else "score")
     if title:
-        ax.set_title(title, fontsize=9, loc="left")
+        ax.set_title(title, fontsize=9, loc="left", pad=14)
     ax.legend(loc="upper right", fontsize=7, ncol=min(4, len(shown)), framealpha=0.8)
     fig.tight_layout()
     path = Path(path)

@@ -14,6 +14,10 @@ Modes: ``"independent"`` thresholds every class on its own (multi-label, sigmoid
 active, for scores from a head with a background class) and labels each region with its class of highest
 mean score, so that one event is never split between two labels. A grid point ``t_i`` stands for
 ``[t_i - hop/2, t_i + hop/2)``; an event's score is the mean score of its class over the event.
+
+``DecodeParams.relabel`` asks for a second opinion on each event's label from the clip classifier itself
+(:meth:`arinext.deploy.AudioClassifier.events`, which has the audio): the events found here keep their
+onset and offset.
 """
 
 from __future__ import annotations
@@ -84,7 +88,11 @@ class Event:
 
 @dataclass
 class DecodeParams:
-    """Parameters of :func:`decode_events` (see the module docstring); ``low=None`` means ``low = threshold``."""
+    """Parameters of :func:`decode_events` (see the module docstring); ``low=None`` means ``low = threshold``.
+
+    ``relabel`` is not used by :func:`decode_events`: :meth:`AudioClassifier.events
+    <arinext.deploy.AudioClassifier.events>` then relabels the events with the clip classifier.
+    """
 
     threshold: float = 0.5
     low: float | None = None
@@ -92,6 +100,7 @@ class DecodeParams:
     min_duration: float = 0.0
     min_gap: float = 0.0
     mode: DecodeMode = "exclusive"
+    relabel: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -19,7 +19,7 @@ Frame-level scores come from one of two heads:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,15 +27,28 @@ import soxr
 import torch
 
 from .embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
-from .events import FrameScores
+from ..audio.io import audio_info, load_audio
+from .events import Event, FrameScores
 from .stream import read_blocks
 
 if TYPE_CHECKING:
     from .classifier import AudioClassifier
 
-__all__ = ["HeadChoice", "audio_chunks", "clip_frame_scores", "frame_head_scores", "stream_columns"]
+__all__ = [
+    "RELABEL_SHIFTS",
+    "HeadChoice",
+    "audio_chunks",
+    "clip_frame_scores",
+    "frame_head_scores",
+    "relabel_events",
+    "stream_columns",
+    "window_reader",
+]
 
 HeadChoice = Literal["auto", "frame", "clip"]
+
+#: Offsets (s) of the classifier windows centred on an event that :func:`relabel_events` averages.
+RELABEL_SHIFTS = (-0.15, 0.0, 0.15)
 
 
 def audio_chunks(
@@ -89,3 +102,57 @@ def frame_head_scores(clf: AudioClassifier, taps: FeatureTaps, chunks: Iterator[
     probs = head.scores(emb.to(p.device, p.dtype))[0]
     order = [head.labels.index(x) for x in clf.labels]
     return FrameScores((times / 1000.0).numpy(), probs[:, order].float().cpu().numpy(), list(clf.labels), "frame head")
+
+
+def window_reader(clf: AudioClassifier, item: Any, sampling_rate: int | None = None) -> Callable[[float, float], np.ndarray]:
+    """``read(start, end)``: samples of ``item`` between two times (s) at the model's rate, the window moved
+    inside the audio when it would cross an end; a file is read window by window, not whole."""
+    if isinstance(item, (str, os.PathLike, bytes, bytearray)):
+        frames, rate = audio_info(item)
+        duration = frames / rate
+
+        def read_file(start: float, end: float) -> np.ndarray:
+            start, end = _inside(start, end, duration)
+            return load_audio(item, sample_rate=clf.sample_rate, start=start, end=end)[0]
+
+        return read_file
+    x = clf.load(item, sampling_rate)
+    duration = x.size / clf.sample_rate
+
+    def read_array(start: float, end: float) -> np.ndarray:
+        start, end = _inside(start, end, duration)
+        a = int(round(start * clf.sample_rate))
+        return x[a : max(a + 1, int(round(end * clf.sample_rate)))]
+
+    return read_array
+
+
+def _inside(start: float, end: float, duration: float) -> tuple[float, float]:
+    length = min(end - start, duration)
+    start = min(max(0.0, start), duration - length)
+    return start, start + length
+
+
+def relabel_events(
+    clf: AudioClassifier, events: Sequence[Event], frames: FrameScores, read: Callable[[float, float], np.ndarray]
+) -> list[Event]:
+    """Each event's label from two opinions: the mean frame scores over the event (normalised over the
+    classes) times the clip classifier's mean log-probabilities on windows of the training crop's length
+    centred on the event (shifted by :data:`RELABEL_SHIFTS`); the score is the combined posterior. Onsets
+    and offsets are kept. ``frames`` must be in ``clf.labels`` order."""
+    if list(frames.labels) != list(clf.labels):
+        raise ValueError("frame scores must be in the classifier's label order to relabel")
+    crop = clf.frontend_config.clip_seconds
+    out = []
+    for e in events:
+        centre = (e.onset + e.offset) / 2
+        windows = [read(centre + s - crop / 2, centre + s + crop / 2) for s in RELABEL_SHIFTS]
+        clip = clf.probs_from_waveforms(windows, batch_size=len(windows))
+        inside = (frames.times >= e.onset) & (frames.times < e.offset)
+        seg = frames.scores[inside].mean(axis=0) if inside.any() else frames.scores[np.argmin(abs(frames.times - centre))]
+        logp = np.log(seg / max(float(seg.sum()), 1e-12) + 1e-9) + np.log(clip + 1e-9).mean(axis=0)
+        post = np.exp(logp - logp.max())
+        post /= post.sum()
+        k = int(post.argmax())
+        out.append(Event(clf.labels[k], e.onset, e.offset, float(post[k])))
+    return out
