@@ -202,3 +202,13 @@ def test_export_writes_a_card_next_to_its_output(saved, tmp_path, capsys) -> Non
     text = (out.parent / CARD_NAME).read_text()
     assert "| `kw.onnx` | log-mel" in text and "| `kw.waveform.onnx` | waveform" in text
     assert "fused (full fold)" in text and "0.915" in text and "arinext export" in text
+
+
+def test_the_command_is_recorded_only_while_it_runs(net, tmp_path) -> None:
+    from arinext.utils.provenance import current_command
+
+    assert main(["models", "audio_rep_inception_next_tiny", "-q"]) == 0
+    assert current_command() is None  # a later save_pretrained in the same process is not attributed to it
+    assert main(["reparam", str(arinext.save_pretrained(net, tmp_path / "a", labels=LABELS, frontend=FE)),
+                 str(tmp_path / "b"), "-q"]) == 0  # fmt: skip
+    assert f"arinext reparam {tmp_path / 'a'} {tmp_path / 'b'} -q" in (tmp_path / "b" / CARD_NAME).read_text()

@@ -18,10 +18,14 @@ from . import CLIError, add_parser, progress_setting
 
 
 def _stages(text: str) -> list[int]:
+    """``"3,4"`` (stage numbers from 1, as in the paper) -> ``[2, 3]`` (indices)."""
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        stages = [int(t) - 1 for t in text.split(",") if t.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated stage numbers, got {text!r}") from exc
+    if not stages or min(stages) < 0:
+        raise argparse.ArgumentTypeError(f"stage numbers start at 1, got {text!r}")
+    return stages
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     fit.add_argument("--context", type=int, default=2, help="neighbouring timestamps on each side fed to the head")
     fit.add_argument("--hidden", type=int, default=0, help="hidden ReLU units (0: a linear head)")
     fit.add_argument("--hop", type=float, default=0.05, help="timestamp spacing in seconds")
-    fit.add_argument("--stages", type=_stages, default=[-2, -1], help="model stages of the timestamp embeddings")
+    fit.add_argument("--stages", type=_stages, default="3,4", help="model stages (from 1) of the timestamp embeddings")
     fit.add_argument("--seed", type=int, default=0, help="seed of the head's initialisation")
     fit.set_defaults(func=run_fit)
 
@@ -89,16 +93,17 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"  # sed_eval leaves precision undefined without estimates
+
+
 def _summary(m: dict[str, Any]) -> str:
     errors = ""
     if m["onset_mae_ms"] is not None:
         errors = f", onset/offset error {m['onset_mae_ms']:.0f}/{m['offset_mae_ms']:.0f} ms"
-    def num(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
     return (
         f"{m['files']} files, {m['reference_events']} events, {m['head']}: event F1 {m['f1']:.3f} "
-        f"(P {num(m['precision'])}, R {num(m['recall'])}, ER {num(m['error_rate'])}){errors}; "
+        f"(P {_num(m['precision'])}, R {_num(m['recall'])}, ER {_num(m['error_rate'])}){errors}; "
         f"collar {1000 * m['collar_s']:.0f} ms"
     )
 
