@@ -204,3 +204,14 @@ def test_relabel_takes_the_clip_classifiers_opinion(tmp_path, clf) -> None:
     assert clf.events(flat, params=params, relabel=False)[0].label == "a"  # without: the first of equal scores
     with pytest.raises(ValueError, match="relabel needs the audio"):
         clf.events(flat, params=params)
+
+
+def test_a_stale_frame_head_next_to_new_weights_is_skipped_with_a_warning(tmp_path, caplog) -> None:
+    arinext.save_pretrained(make_model(0), tmp_path, labels=LABELS, frontend=FE)
+    trained_head(AudioClassifier.from_pretrained(tmp_path)).save(tmp_path)
+    assert AudioClassifier.from_pretrained(tmp_path).frame_head is not None
+    arinext.save_pretrained(make_model(1), tmp_path, labels=LABELS, frontend=FE)  # new weights, old head
+    clf = AudioClassifier.from_pretrained(tmp_path)
+    assert clf.frame_head is None and "not using the frame head" in caplog.text
+    with pytest.raises(ValueError, match="fitted on a model with weights"):
+        AudioClassifier.from_pretrained(tmp_path, frame_head=tmp_path)  # asked for explicitly: an error

@@ -136,13 +136,21 @@ class AudioClassifier:
 
         ``frontend``/``labels`` override what the checkpoint stores; other keyword arguments go to
         the constructor (``fuse``, ``activation``, ``device``, ``frame_head``). A frame head stored in
-        ``path`` (or ``path/pretrained``) is attached unless ``frame_head`` is given (``False``: none).
+        ``path`` (or ``path/pretrained``) is attached unless ``frame_head`` is given (``False``: none);
+        one fitted on other weights is skipped with a warning.
         """
+        found = None
         if "frame_head" not in kwargs:
-            kwargs["frame_head"] = find_frame_head(path)
+            found = find_frame_head(path)
         elif kwargs["frame_head"] is False:
             kwargs["frame_head"] = None
-        return cls(load(Path(path)), frontend=frontend, labels=labels, **kwargs)
+        clf = cls(load(Path(path)), frontend=frontend, labels=labels, **kwargs)
+        if found is not None:
+            try:
+                clf.attach_frame_head(found)
+            except ValueError as exc:  # e.g. weights saved again over an older head: classify without it
+                log.warning("not using the frame head in %s: %s", found, exc)
+        return clf
 
     @property
     def sample_rate(self) -> int:
