@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# hearvalidator declares tensorflow and Python < 3.9 but needs neither for PyTorch models (tests/test_hear.py)
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python hearvalidator==2021.0.6
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -15,7 +15,7 @@ if [ ! -x "$VENV/bin/python" ] || [ pyproject.toml -nt "$VENV/.installed" ] || [
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for module in onnx onnxruntime matplotlib h5py pandas tensorboard; do
+for module in onnx onnxruntime matplotlib h5py pandas tensorboard huggingface_hub sed_eval; do
   if "$VENV/bin/python" -c "import $module" 2>/dev/null; then echo "core install check: $module is installed" >&2; exit 1; fi
 done
 "$VENV/bin/arinext" --help > /dev/null

@@ -21,7 +21,7 @@ def test_round_trip(tmp_path, fold):
         model = arinext.reparameterize_model(model, fold=fold)
     labels = ["cat", "dog", "bird"]
     arinext.save_pretrained(model, tmp_path / "ckpt", labels=labels, frontend=arinext.get_preset("nsynth"))
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["README.md", CONFIG_NAME, WEIGHTS_NAME]
     config = json.loads((tmp_path / "ckpt" / CONFIG_NAME).read_text())
     assert config["fold"] == fold and config["labels"] == labels and config["frontend"]["num_frames"] == 416
     loaded = arinext.load_pretrained(tmp_path / "ckpt")

@@ -3,7 +3,7 @@
 Layers, each importing only those below it (``import-linter`` contracts in ``pyproject.toml``)::
 
     cli                 the ``arinext`` command (thin)
-    apps                demo, dataset builders, benchmark runner
+    apps                demo, dataset builders, benchmark runner, HEAR API, event detection
     train | deploy      recipes and training loop | classifier, streaming, export, int8
     checkpoints         one loader for every checkpoint form
     data                manifests of clips, the clip dataset, loaders

@@ -10,6 +10,10 @@ Accepted by :func:`load` (and so by every ``arinext`` command and by ``AudioClas
 Whatever the form, the model comes back in eval mode with ``model.pretrained_cfg``: a dict with
 ``model``, ``model_args``, ``fold``, ``labels``, ``frontend``, ``train_config`` (the recipe it was trained
 with, if known), ``source`` (``"training"``, ``"pretrained"`` or ``"official"``) and ``path``.
+
+A save_pretrained directory is a Hugging Face Hub model repository: :mod:`.card` writes its
+``README.md``, :mod:`.hub` loads repo ids and uploads (``huggingface_hub`` needed only there), and
+:mod:`.hub_mixin` offers the same through ``PyTorchModelHubMixin``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig, get_preset
+from .card import CARD_NAME, render_model_card, write_model_card
+from .hub import from_pretrained, push_to_hub
 from .official import OfficialCheckpointError, convert_original_state_dict, load_official_checkpoint
 from .pretrained import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_dir, load_pretrained_dir, save_pretrained
 from .training import (
@@ -35,20 +41,25 @@ from .training import (
 
 __all__ = [
     "ACCEPTED",
+    "CARD_NAME",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "CheckpointError",
     "OfficialCheckpointError",
     "convert_original_state_dict",
+    "from_pretrained",
     "load",
     "load_checkpoint",
     "load_official_checkpoint",
     "load_pretrained",
     "model_frontend",
     "model_labels",
+    "push_to_hub",
+    "render_model_card",
     "resolve",
     "save_checkpoint",
     "save_pretrained",
+    "write_model_card",
 ]
 
 Kind = Literal["training", "pretrained", "official"]

@@ -5,10 +5,13 @@
     {"format_version": 1, "arinext_version": "...", "model": "audio_rep_inception_next",
      "model_args": {"num_classes": 10, ...}, "fold": null | "paper" | "full",
      "labels": [...] | {"verb": [...], "noun": [...]} | null, "frontend": {...FrontendConfig...} | null,
-     "train_config": {...the training recipe...} | null}
+     "train_config": {...the training recipe...} | null,
+     "card": {"metrics": {...}, "command": "...", "license": ..., "dataset": ..., "name": ...}}
 
 ``train_config`` (optional) is the recipe the model was trained with, so that ``arinext eval`` can find
-its data again.
+its data again. ``card`` holds what the model card needs beyond the rest (:mod:`.card`), and
+:func:`save_pretrained` writes that card as ``README.md``, so the directory is a Hugging Face Hub model
+repository as it stands (:mod:`.hub` uploads it).
 
 A fused model is rebuilt by building the training form, applying the same fold to it (which fixes the
 module structure) and then loading the saved tensors strictly.
@@ -30,6 +33,8 @@ from ..audio.frontend import FrontendConfig
 from ..layers.reparam import fold_state, reparameterize_model, unwrap_model
 from ..models import create_model
 from ..version import __version__
+from ..utils.provenance import current_command
+from .card import CARD_NAME, write_model_card
 from .training import load_state_strict
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_pretrained_dir", "load_pretrained_dir", "save_pretrained"]
@@ -72,17 +77,31 @@ def save_pretrained(
     directory: str | Path,
     labels: Labels | None = None,
     frontend: FrontendConfig | Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    license: str | None = None,  # noqa: A002  (the Hub's field name)
+    dataset: str | None = None,
+    name: str | None = None,
+    card: bool = True,
 ) -> Path:
-    """Write ``model`` (training form or fused) to ``directory`` as ``config.json`` + ``model.safetensors``.
+    """Write ``model`` (training form or fused) to ``directory`` as ``config.json`` + ``model.safetensors``
+    and a model card ``README.md``.
 
     Args:
         model: a model built by :func:`arinext.create_model` (it carries ``model_name``/``model_args``).
         labels: class names, or a dict of them for a multi-head model; checked against the head size.
         frontend: the front-end parameters the model expects (a preset from :data:`arinext.PRESETS`).
+        metrics: for the card: ``{"test top-1": 0.915}`` or ``{name: {"value", "type", "dataset", "split"}}``.
+        command: the command that produced the model; default the running ``arinext ...`` command line.
+        license, dataset, name: the card's licence (default ``unknown``), dataset and title.
+        card: write ``README.md`` (never over a README arinext did not write).
+
+    Card fields not given are taken from ``model.pretrained_cfg["card"]`` (a model loaded from a
+    directory keeps its card when saved again, e.g. after fusing).
     """
     model = unwrap_model(model)
-    name = getattr(model, "model_name", None)
-    if name is None:
+    arch = getattr(model, "model_name", None)
+    if arch is None:
         raise ValueError("model has no 'model_name': build it with arinext.create_model()")
     args = dict(getattr(model, "model_args", {}))
     pretrained = getattr(model, "pretrained_cfg", {}) or {}
@@ -96,19 +115,26 @@ def save_pretrained(
     config = {
         "format_version": FORMAT_VERSION,
         "arinext_version": __version__,
-        "model": name,
+        "model": arch,
         "model_args": _jsonable(args),
         "fold": fold_state(model),
         "labels": _check_labels(labels, num_classes),
         "frontend": dict(frontend) if frontend is not None else None,
         "train_config": _jsonable(pretrained.get("train_config")),
     }
+    old_card = dict(pretrained.get("card") or {})
+    card_fields = {"metrics": metrics, "command": command or current_command(), "license": license,
+                   "dataset": dataset, "name": name}  # fmt: skip
+    merged = {k: v if v is not None else old_card.get(k) for k, v in card_fields.items()}
+    config["card"] = _jsonable({k: v for k, v in merged.items() if v is not None})
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": name})
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": arch})
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-    log.info("saved %s (%s) to %s", name, config["fold"] or "training form", directory)
+    if card and write_model_card(directory, CARD_NAME, config) is None:
+        log.warning("%s: kept the existing %s (not written by arinext)", directory, CARD_NAME)
+    log.info("saved %s (%s) to %s", config["model"], config["fold"] or "training form", directory)
     return directory
 
 

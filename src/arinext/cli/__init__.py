@@ -23,12 +23,13 @@ import traceback
 
 from ..utils.optional import MissingExtraError
 from ..utils.progress import TqdmLoggingHandler
+from ..utils.provenance import set_command
 from ..version import __version__
 
 __all__ = ["CLIError", "build_parser", "main"]
 
 # Subcommand modules, in the order ``arinext --help`` lists them.
-_COMMANDS = ["models", "demo", "train", "evaluate", "data", "predict", "export", "reparam", "bench"]
+_COMMANDS = ["models", "demo", "train", "evaluate", "data", "predict", "events", "export", "reparam", "bench"]
 
 
 class CLIError(Exception):
@@ -122,6 +123,7 @@ def _expected(exc: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_command(sys.argv[1:] if argv is None else argv)  # model cards record the command that made them
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args.func(args) or 0)
@@ -140,3 +142,5 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        set_command(None)

@@ -1,7 +1,8 @@
 """``arinext data``: build datasets from Debian's speech engines and soundfonts.
 
 ``arinext data keywords OUT`` writes a Speech Commands V2-style keyword set; ``arinext data
-instruments OUT`` writes NSynth-style instrument notes. See :mod:`arinext.builders`.
+instruments OUT`` writes NSynth-style instrument notes; ``arinext data events OUT`` places keyword clips at
+known times in noise (a sound-event test set). See :mod:`arinext.apps.builders`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ def _ints(text: str) -> list[int]:
         return [int(t) for t in _csv(text)]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in _csv(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}") from exc
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected a number or LOW,HIGH, got {text!r}")
+    return values
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:
@@ -66,6 +77,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     inst.add_argument("--batch", type=int, default=200, help="notes per fluidsynth run")
     inst.set_defaults(func=run_instruments)
 
+    ev = add_parser(data_sub, common, "events", help="sound-event sets: keyword clips at known times in noise")
+    ev.add_argument("out", help="output directory (must be empty or missing unless --force)")
+    ev.add_argument("--source", default=None, help="Speech Commands V2-layout dataset (default: the bundled sample)")
+    ev.add_argument("--subset", choices=("training", "validation", "testing"), default="testing", help="clips used")
+    ev.add_argument("--files", type=int, default=10, help="number of mixtures")
+    ev.add_argument("--seconds", type=float, default=30.0, help="length of each mixture")
+    ev.add_argument("--events-per-file", type=int, default=8, help="events per mixture")
+    ev.add_argument(
+        "--snr-db", type=_floats, default=[10.0], help="SNR over each word's active part: one value or LOW,HIGH"
+    )
+    ev.add_argument("--min-gap", type=float, default=1.0, help="least noise-only seconds around each event")
+    ev.add_argument("--noise-dbfs", type=float, default=-30.0, help="RMS level of the noise")
+    ev.add_argument("--format", choices=["wav", "flac"], default="flac", help="audio files")
+    ev.add_argument("--seed", type=int, default=0, help="random seed")
+    ev.add_argument("--force", action="store_true", help="replace an earlier build in OUT")
+    ev.set_defaults(func=run_events)
+
 
 def run_keywords(args: argparse.Namespace) -> int:
     words = _WORD_SETS.get(args.words) or _csv(args.words)
@@ -89,4 +117,18 @@ def run_instruments(args: argparse.Namespace) -> int:
     total = sum(result.notes.values())
     log.info("%d notes in %.1f s (%.1f notes/s); per family %s", total, result.seconds,
              total / max(result.seconds, 1e-9), result.families)  # fmt: skip
+    return 0
+
+
+def run_events(args: argparse.Namespace) -> int:
+    from ..apps.builders.events import build_events
+
+    snr = args.snr_db[0] if len(args.snr_db) == 1 else (args.snr_db[0], args.snr_db[1])
+    result = build_events(
+        args.out, source=args.source, subset=args.subset, files=args.files, seconds=args.seconds,
+        events_per_file=args.events_per_file, snr_db=snr, min_gap=args.min_gap, noise_dbfs=args.noise_dbfs,
+        seed=args.seed, fmt=args.format, force=args.force,
+    )  # fmt: skip
+    print(f"wrote {result.files} files with {result.events} events of {len(result.labels)} classes "
+          f"({result.clips} distinct {args.subset} clips, {result.speakers} speakers) to {result.root}")  # fmt: skip
     return 0

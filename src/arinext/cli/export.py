@@ -7,6 +7,9 @@ else up to ``--check-clips`` other training clips of ``--calib-data``. Labels ar
 checkpoint's by name. It prints top-1 agreement, both accuracies and whether the file is portable
 (computes the same on x64 CPUs without VNNI); if agreement is below ``--min-agreement`` or the file is
 not portable, it removes the int8 file, keeps the fp32 one and exits with code 1, unless ``--force``.
+
+A model card ``README.md`` (labels, front end, recipe, the files written and the command) goes next to the
+output, unless a README that arinext did not write is already there.
 """
 
 from __future__ import annotations
@@ -205,6 +208,37 @@ def run(args: argparse.Namespace) -> int:
         if r.max_abs_diff is not None:
             diff = f"max abs diff {r.max_abs_diff:.2e} at lengths {r.checked_lengths}"
         print(f"wrote {r.path} ({r.input} input, {diff})")
+    written = [r.path for r in reports]
+    code = 0
     if args.quantize:
-        return _int8(args, model, args.out, frontend, model_labels(model))
-    return 0
+        code = _int8(args, model, args.out, frontend, model_labels(model))
+        int8 = args.out.with_name(args.out.stem + ".int8.onnx")
+        if int8.is_file():  # a refused file is removed
+            written.append(int8)
+    card = _write_card(model, args, written)
+    if card is not None:
+        print(f"wrote {card}")
+    return code
+
+
+def _write_card(model: Any, args: argparse.Namespace, written: list[Path]) -> Path | None:
+    from ..checkpoints import write_model_card
+    from ..utils.provenance import current_command
+    from ..version import __version__
+
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    config = {
+        "model": cfg.get("model") or getattr(model, "model_name", "?"), "model_args": cfg.get("model_args") or {},
+        "fold": "full", "labels": cfg.get("labels"), "frontend": cfg.get("frontend"),
+        "train_config": cfg.get("train_config"), "arinext_version": __version__,
+        "card": {**(cfg.get("card") or {}), "command": current_command() or (cfg.get("card") or {}).get("command")},
+    }  # fmt: skip
+    inputs = {"onnx": "log-mel `(batch, 1, frames, mels)` -> logits", "torchscript": "log-mel -> logits (TorchScript)"}
+    rows = [f"| `{p.name}` | {'waveform `(batch, samples)` -> logits' if '.waveform.' in p.name else inputs[args.format]}"
+            f"{' (int8)' if '.int8.' in p.name else ''} |" for p in written]  # fmt: skip
+    files = "\n".join(["## Exported files", "", "Full deploy fold; metadata (labels, front end) inside the file.", "",
+                       "| file | input -> output |", "|---|---|", *rows])  # fmt: skip
+    path = write_model_card(args.out.parent, config=config, files=files)
+    if path is None:
+        log.warning("%s: kept the existing README.md (not written by arinext)", args.out.parent)
+    return path

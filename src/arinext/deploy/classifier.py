@@ -12,6 +12,11 @@ torch tensor together with ``sampling_rate=``, or a dict ``{"array": ..., "sampl
 Clips shorter than the front end's training crop are padded by repeating the last spectrogram frame
 up to ``num_frames`` (the original loaders' edge padding); longer clips run whole (the pooling is
 global). For long recordings use :meth:`AudioClassifier.scan`, which reads the file in blocks.
+
+Beyond labels: :meth:`~AudioClassifier.embed` (one vector per clip, the head's input),
+:meth:`~AudioClassifier.timestamp_embeddings` (one vector every 50 ms), :meth:`~AudioClassifier.framewise`
+(class scores on a time grid in seconds) and :meth:`~AudioClassifier.events` (``[Event(label, onset,
+offset, score)]``); these read files of any length block by block (:mod:`arinext.deploy.frames`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,18 @@ from ..audio.io import check_waveform, load_audio, resample
 from ..checkpoints import load, model_frontend, model_labels
 from ..data.sampling import fit_frames
 from ..layers.reparam import reparameterize_model, unwrap_model
+from .embeddings import FeatureTaps, timestamp_grid_ms
+from .events import DecodeParams, Event, FrameScores, decode_events
+from .framehead import FrameHead, find_frame_head, weights_fingerprint
+from .frames import (
+    HeadChoice,
+    audio_chunks,
+    clip_frame_scores,
+    frame_head_scores,
+    relabel_events,
+    stream_columns,
+    window_reader,
+)
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
@@ -66,6 +83,8 @@ class AudioClassifier:
             unchanged up to float rounding, latency is lower.
         activation: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label) scores.
         device: where the model and the front end run.
+        frame_head: a :class:`~arinext.deploy.framehead.FrameHead` (or the directory holding one) for
+            :meth:`framewise` and :meth:`events`; it must have been fitted on this model's weights.
 
     Example:
         >>> clf = AudioClassifier.from_pretrained("checkpoints/my_model")  # doctest: +SKIP
@@ -81,6 +100,7 @@ class AudioClassifier:
         fuse: bool = True,
         activation: Activation = "softmax",
         device: str | torch.device = "cpu",
+        frame_head: FrameHead | str | os.PathLike | None = None,
     ) -> None:
         if activation not in ("softmax", "sigmoid"):
             raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
@@ -93,9 +113,15 @@ class AudioClassifier:
         if len(self.labels) != num_classes:
             raise ValueError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
         self.device = torch.device(device)
+        #: SHA-256 of the weights as given (before fusing): what a frame head is checked against
+        self.fingerprint = weights_fingerprint(model)
         self.model = (reparameterize_model(model, fold="full") if fuse else model.eval()).to(self.device)
         self.frontend = LogMel(self.frontend_config).to(self.device)
         self.activation = activation
+        self.frame_head: FrameHead | None = None
+        self._taps: dict[tuple[int, ...], FeatureTaps] = {}
+        if frame_head is not None:
+            self.attach_frame_head(frame_head)
 
     @classmethod
     def from_pretrained(
@@ -109,9 +135,22 @@ class AudioClassifier:
         a :func:`arinext.save_pretrained` directory or an authors' ``.pyth``.
 
         ``frontend``/``labels`` override what the checkpoint stores; other keyword arguments go to
-        the constructor (``fuse``, ``activation``, ``device``).
+        the constructor (``fuse``, ``activation``, ``device``, ``frame_head``). A frame head stored in
+        ``path`` (or ``path/pretrained``) is attached unless ``frame_head`` is given (``False``: none);
+        one fitted on other weights is skipped with a warning.
         """
-        return cls(load(Path(path)), frontend=frontend, labels=labels, **kwargs)
+        found = None
+        if "frame_head" not in kwargs:
+            found = find_frame_head(path)
+        elif kwargs["frame_head"] is False:
+            kwargs["frame_head"] = None
+        clf = cls(load(Path(path)), frontend=frontend, labels=labels, **kwargs)
+        if found is not None:
+            try:
+                clf.attach_frame_head(found)
+            except ValueError as exc:  # e.g. weights saved again over an older head: classify without it
+                log.warning("not using the frame head in %s: %s", found, exc)
+        return clf
 
     @property
     def sample_rate(self) -> int:
@@ -217,6 +256,119 @@ class AudioClassifier:
     ) -> ScanResult:
         """Slide the model over audio of any length; see :func:`arinext.deploy.scan`."""
         return scan(self, source, window=window, hop=hop, **kwargs)
+
+    # -- embeddings and frame-level scores --------------------------------------------------------
+
+    def attach_frame_head(self, head: FrameHead | str | os.PathLike) -> FrameHead:
+        """Use ``head`` (or the head stored in a directory) for :meth:`framewise`; checks it fits this model."""
+        where = "frame head"
+        if not isinstance(head, FrameHead):
+            where = f"frame head in {head}"
+            head = FrameHead.load(head)
+        head.check_model(self.fingerprint, self.labels, where)
+        self.frame_head = head.to(self.device).eval()
+        return head
+
+    def feature_taps(self, stages: Sequence[int] = (-2, -1), block_seconds: float = 60.0) -> FeatureTaps:
+        """The :class:`~arinext.deploy.embeddings.FeatureTaps` of this classifier's model (cached)."""
+        key = (*stages, int(block_seconds * 1000))
+        if key not in self._taps:
+            self._taps[key] = FeatureTaps(self.model, self.frontend_config, stages, block_seconds=block_seconds)
+        return self._taps[key]
+
+    def embed(self, inputs: Any, sampling_rate: int | None = None, batch_size: int = 8) -> np.ndarray:
+        """Scene embeddings: ``(D,)`` for one clip, ``(B, D)`` for a batch; the vector the head reads.
+
+        Clips are padded like :meth:`__call__` pads them, so ``embed`` followed by the linear head gives
+        the logits of :meth:`predict_proba`.
+        """
+        items, batched = self._as_batch(inputs)
+        taps = self.feature_taps()
+        waves = [self.load(x, sampling_rate) for x in items]
+        out = np.empty((len(waves), taps.scene_width), dtype=np.float32)
+        by_len: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            by_len.setdefault(w.size, []).append(i)
+        for idx in by_len.values():
+            for j in range(0, len(idx), max(1, batch_size)):
+                part = idx[j : j + max(1, batch_size)]
+                x = torch.from_numpy(np.stack([waves[i] for i in part]))
+                out[part] = taps.scene(x).float().cpu().numpy()
+        return out if batched else out[0]
+
+    def timestamp_embeddings(
+        self,
+        item: AudioInput,
+        sampling_rate: int | None = None,
+        hop: float = 0.05,
+        stages: Sequence[int] = (-2, -1),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(times, embeddings)`` of one clip: times ``(M,)`` in seconds (``0, hop, ...`` up to the
+        duration) and embeddings ``(M, D)`` from the given stages (:mod:`arinext.deploy.embeddings`)."""
+        taps = self.feature_taps(stages)
+        cols, n = stream_columns(taps, audio_chunks(self, item, sampling_rate), taps.stage_ids)
+        times = timestamp_grid_ms(n, self.sample_rate, hop * 1000.0)
+        emb = taps.timestamps_from_columns(cols, times)[0]
+        return (times / 1000.0).numpy(), emb.float().cpu().numpy()
+
+    def framewise(
+        self, item: AudioInput, sampling_rate: int | None = None, head: HeadChoice = "auto", hop: float | None = None
+    ) -> FrameScores:
+        """Class scores of one clip (any length) on a time grid in seconds.
+
+        Args:
+            item: a clip as :meth:`__call__` takes it; files are read block by block.
+            head: ``"frame"`` (the attached frame head), ``"clip"`` (the classifier's head on every
+                column of the last feature map) or ``"auto"`` (the frame head if one is attached).
+            hop: grid spacing in seconds; default the frame head's (fixed) spacing, or the front end's
+                frame hop for the clip head.
+        """
+        if head not in ("auto", "frame", "clip"):
+            raise ValueError(f"head must be 'auto', 'frame' or 'clip', got {head!r}")
+        use_frame = head == "frame" or (head == "auto" and self.frame_head is not None)
+        chunks = audio_chunks(self, item, sampling_rate)
+        if use_frame:
+            fh = self.frame_head
+            if fh is not None and hop is not None and abs(hop * 1000.0 - fh.hop_ms) > 1e-6:
+                raise ValueError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
+            return frame_head_scores(self, self.feature_taps(fh.stages if fh else (-2, -1)), chunks)
+        step = self.frontend_config.hop_ms / 1000.0 if hop is None else float(hop)
+        return clip_frame_scores(self, self.feature_taps(), chunks, step)
+
+    def events(
+        self,
+        item: AudioInput | FrameScores,
+        sampling_rate: int | None = None,
+        head: HeadChoice = "auto",
+        params: DecodeParams | None = None,
+        frames: FrameScores | None = None,
+        **overrides: Any,
+    ) -> list[Event]:
+        """Sound events ``[Event(label, onset, offset, score)]`` of one clip (any length), or of given frame scores.
+
+        Decoding parameters: ``params`` and keyword ``overrides`` (``threshold``, ``low``, ``median``,
+        ``min_duration``, ``min_gap``, ``mode``, ``relabel``); default :meth:`decode_params_for` (the frame
+        head's, chosen on validation mixtures when it was fitted). ``frames``: the clip's frame scores if
+        already computed. ``relabel`` needs the audio, so ``item`` must then be the clip.
+        """
+        if isinstance(item, FrameScores):
+            frames, item = item, None
+        if frames is None:
+            frames = self.framewise(item, sampling_rate, head)
+        p = DecodeParams.from_dict({**(params or self.decode_params_for(frames)).to_dict(), **overrides})
+        events = decode_events(frames, p)
+        if p.relabel and events:
+            if item is None:
+                raise ValueError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
+            events = relabel_events(self, events, frames, window_reader(self, item, sampling_rate))
+        return events
+
+    def decode_params_for(self, frames: FrameScores) -> DecodeParams:
+        """Default decoding of ``frames``: the frame head's stored parameters for its scores, else a 0.5
+        threshold, ``"exclusive"`` for softmax and ``"independent"`` for sigmoid scores."""
+        if frames.source == "frame head" and self.frame_head is not None:
+            return self.frame_head.decode
+        return DecodeParams(mode="exclusive" if self.activation == "softmax" else "independent")
 
     def __repr__(self) -> str:
         cfg = getattr(self.model, "pretrained_cfg", None) or {}
