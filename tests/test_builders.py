@@ -20,7 +20,7 @@ from arinext.apps.builders import (
     build_keywords,
 )
 from arinext.apps.builders._common import prepare_output
-from arinext.apps.builders.instruments import SOUNDFONTS, midi_file, plan_notes
+from arinext.apps.builders.instruments import SOUNDFONTS, NoteGrid, midi_file, plan_notes
 from arinext.apps.builders.keywords import assign_splits, finish_clip, speaker_id
 from arinext.apps.builders.noise import colored_noise
 from arinext.audio.io import load_audio
@@ -139,7 +139,7 @@ def test_missing_engine_names_debian_package(tmp_path: Path, monkeypatch: pytest
 def test_missing_soundfont_names_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed (apt-get install fluidsynth)")
-    monkeypatch.setitem(SOUNDFONTS, "FluidR3_GM", (str(tmp_path / "nope.sf2"), "fluid-soundfont-gm"))
+    monkeypatch.setitem(SOUNDFONTS, "FluidR3_GM", (str(tmp_path / "nope.sf2"), "fluid-soundfont-gm", "fluid-r3"))
     with pytest.raises(EngineNotFoundError, match="apt-get install fluid-soundfont-gm"):
         build_instruments(tmp_path / "out", soundfonts=["FluidR3_GM"])
 
@@ -191,13 +191,13 @@ def test_gm_table_matches_nsynth_families() -> None:
         "mallet": 6, "organ": 5, "vocal": 3,
     }  # fmt: skip
     assert set(per_family) == set(NSYNTH_FAMILIES)
-    notes = plan_notes(["A", "B"], programs=[0, 40], velocities=(25, 127), seed=0)
+    notes = plan_notes(["A", "B"], NoteGrid(programs=(0, 40), velocities=(25, 127), seed=0))
     split_of = {(n.program, n.pitch, n.velocity): n.split for n in notes if n.font == 0}
     assert all(split_of[(n.program, n.pitch, n.velocity)] == n.split for n in notes if n.font == 1)
 
 
 def test_midi_file_is_well_formed() -> None:
-    notes = plan_notes(["A"], programs=[73], velocities=(100,), pitch_step=30)
+    notes = plan_notes(["A"], NoteGrid(programs=(73,), velocities=(100,), pitch_step=30))
     data = midi_file(notes)
     assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
     assert int.from_bytes(data[18:22], "big") == len(data) - 22
@@ -207,13 +207,14 @@ def test_midi_file_is_well_formed() -> None:
 @needs_fluid
 def test_instruments_nsynth_layout(tmp_path: Path) -> None:
     root = tmp_path / "nsynth"
-    result = build_instruments(root, programs=[0, 73], velocities=(50, 127), pitch_step=12, jobs=2, test=0.3, valid=0.2)
-    n_planned = len(plan_notes(["x"], programs=[0, 73], velocities=(50, 127), pitch_step=12))
+    grid = NoteGrid(programs=(0, 73), velocities=(50, 127), pitch_step=12, test=0.3, valid=0.2)
+    result = build_instruments(root, grid=grid, jobs=2)
+    n_planned = len(plan_notes(["x"], grid))
     seen: dict[tuple[int, int, int], str] = {}
     total = 0
     for split, folder in NSYNTH_FOLDERS.items():
         examples = json.loads((root / folder / "examples.json").read_text())
-        assert len(examples) == result.notes[split] and len(
+        assert len(examples) == result.splits[split] and len(
             list((root / folder / "audio").iterdir())
         ) == len(examples)
         total += len(examples)
@@ -222,16 +223,17 @@ def test_instruments_nsynth_layout(tmp_path: Path) -> None:
             family = {0: "keyboard", 73: "flute"}[ex["program"]]
             assert ex["instrument_family_str"] == family and ex["instrument_family"] == NSYNTH_FAMILIES.index(family)
             assert ex["instrument_source_str"] == "acoustic" and ex["sample_rate"] == 16000
+            assert ex["soundfont"] == "FluidR3Mono_GM" and ex["soundfont_family"] == "fluid-r3"
             assert key == f"{family}_acoustic_{ex['program']:03d}-{ex['pitch']:03d}-{ex['velocity']:03d}"
             assert seen.setdefault((ex["program"], ex["pitch"], ex["velocity"]), split) == split
             x, sr = sf.read(root / folder / "audio" / f"{key}.wav", dtype="float32")
             assert sr == 16000 and x.shape == (64000,)
             assert np.abs(x[:1600]).max() > 1e-3, "the note must start at onset"
             assert np.abs(x[-800:]).max() < np.abs(x).max()
-    assert total == n_planned - result.silent and total > 0
-    assert min(result.notes.values()) > 0
+    assert total == n_planned - result.flagged["silent renders skipped"] and total > 0
+    assert min(result.splits.values()) > 0
     with pytest.raises(DatasetExistsError):
-        build_instruments(root, programs=[0], pitch_step=40)
+        build_instruments(root, grid=NoteGrid(programs=(0,), pitch_step=40))
 
 
 # ---- the bundled sample -------------------------------------------------------------------------------

@@ -1,21 +1,23 @@
 """Dataset builders: real voices and instruments from Debian ``main``, written in public datasets' layouts.
 
 - :func:`build_keywords`: Speech Commands V2 layout from espeak-ng, flite and festival voices.
-- :func:`build_instruments`: NSynth layout from the Fluid General MIDI soundfonts.
+- :func:`build_instruments`: NSynth layout from General MIDI soundfonts (three sample families).
 """
 
-from ._common import BuildError, DatasetExistsError, EngineNotFoundError
-from .instruments import GM_PROGRAMS, SOUNDFONTS, InstrumentsBuild, build_instruments
-from .keywords import KeywordsBuild, build_keywords
+from ._common import BuildError, BuildResult, DatasetExistsError, EngineNotFoundError
+from .instruments import GM_PROGRAMS, SOUNDFONTS, NoteGrid, build_instruments
+from .keywords import WORD_SETS, build_keywords, check_words
 
 __all__ = [
     "GM_PROGRAMS",
     "SOUNDFONTS",
+    "WORD_SETS",
     "BuildError",
+    "BuildResult",
     "DatasetExistsError",
     "EngineNotFoundError",
-    "InstrumentsBuild",
-    "KeywordsBuild",
+    "NoteGrid",
     "build_instruments",
     "build_keywords",
+    "check_words",
 ]

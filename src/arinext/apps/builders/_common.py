@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ __all__ = [
     "AUDIO_FORMATS",
     "BUILD_MARKER",
     "BuildError",
+    "BuildResult",
     "DatasetExistsError",
     "EngineNotFoundError",
     "parallel_map",
@@ -54,6 +56,38 @@ class EngineNotFoundError(BuildError):
 
 class DatasetExistsError(BuildError):
     """The output directory already holds files and ``force`` was not given."""
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote.
+
+    Attributes:
+        root: the dataset folder.
+        unit: what was made (``"clip"``, ``"note"``).
+        splits: items per split (``training``, ``validation``, ``testing``).
+        groups: a second count: speakers per split (keywords), notes per family (instruments).
+        flagged: items worth a word, e.g. ``{"cropped": 3}`` or ``{"silent renders skipped": 12}``.
+        seconds: wall-clock time of the build.
+    """
+
+    root: Path
+    unit: str
+    splits: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.splits.values())
+
+    def summary(self) -> str:
+        """``"N clips in T s (R clips/s): {per split}; {groups}; flagged"`` for the log."""
+        rate = self.total / max(self.seconds, 1e-9)
+        flags = "".join(f"; {n} {what}" for what, n in self.flagged.items())
+        return (f"{self.total} {self.unit}s in {self.seconds:.1f} s ({rate:.1f} {self.unit}s/s): {self.splits}; "
+                f"{self.groups}{flags}")  # fmt: skip
 
 
 def require_tool(binary: str, debian_package: str) -> str:
