@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from collections import defaultdict
@@ -18,13 +19,24 @@ from arinext.apps.builders import (
     EngineNotFoundError,
     build_instruments,
     build_keywords,
+    check_words,
 )
 from arinext.apps.builders._common import prepare_output
 from arinext.apps.builders.instruments import SOUNDFONTS, NoteGrid, midi_file, plan_notes
 from arinext.apps.builders.keywords import assign_splits, finish_clip, speaker_id
 from arinext.apps.builders.noise import colored_noise
+from arinext.apps.builders.tts import (
+    FESTIVAL_VOICES,
+    ClipParams,
+    Voice,
+    espeak_data_path,
+    espeak_random_voices,
+    list_voices,
+    synthesize,
+)
 from arinext.audio.io import load_audio
 from arinext.cli import main
+from arinext.data import get_manifest
 from arinext.data.vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
 from arinext.data.vocab import SPEECH_COMMANDS_CORE_WORDS as CORE_WORDS
 
@@ -270,3 +282,140 @@ def test_bundled_sample_decodes() -> None:
         assert sr == 16000 and sf.info(str(path)).channels == 1
         if path.parent.name != "_background_noise_":
             assert x.shape == (16000,) and np.abs(x).max() > 0.05, path
+
+
+# ---- word lists, empty splits, voices and parameter spaces ---------------------------------------------
+
+needs_festival = pytest.mark.skipif(
+    shutil.which("text2wave") is None or not Path("/usr/share/festival/voices").is_dir(),
+    reason="festival not installed (apt-get install festival festvox-kallpc16k festvox-us-slt-hts)",
+)
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
+
+
+def _f0(x: np.ndarray, sr: int) -> float:
+    """Median F0 (Hz) of the loud 40 ms frames, from the autocorrelation peak in 60-400 Hz."""
+    n = int(0.04 * sr)
+    frames = [x[i : i + n] for i in range(0, x.size - n, n // 2)]
+    energy = np.array([np.sum(f**2) for f in frames])
+    out = []
+    for f, e in zip(frames, energy):
+        if e < 0.1 * energy.max():
+            continue
+        f = f * np.hanning(n)
+        a = np.correlate(f, f, "full")[n - 1 :]
+        lo, hi = int(sr / 400), int(sr / 60)
+        lag = lo + int(np.argmax(a[lo:hi]))
+        if a[lag] > 0.3 * a[0]:
+            out.append(sr / lag)
+    assert out, "no voiced frame"
+    return float(np.median(out))
+
+
+def _speech_seconds(x: np.ndarray, sr: int) -> float:
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return (loud[-1] - loud[0]) / sr
+
+
+def test_word_lists_expand_sets_and_refuse_unknown_words(tmp_path: Path, capsys) -> None:
+    assert check_words(["core"]) == list(CORE_WORDS) and len(check_words(["all"])) == 35
+    assert check_words(["yes", "visual"]) == ["yes", "visual"]
+    with pytest.raises(ValueError, match=r"unknown word\(s\) \['foo'\]"):
+        check_words(["core", "foo"])
+    with pytest.raises(ValueError, match=r"repeated: \['yes'\]"):
+        check_words(["core", "yes"])
+    out = tmp_path / "kw"
+    assert main(["data", "keywords", str(out), "--words", "core,foo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown word(s) ['foo']" in err and not out.exists()
+
+
+@needs_espeak
+def test_a_build_with_an_empty_split_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "kw"
+    assert main(["data", "keywords", str(out), "--engines", "espeak-ng", "--espeak-voices", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the validation split would be empty: 2 speakers" in err
+    assert not out.exists(), "refused before any work"
+
+
+def test_random_espeak_variants_are_seeded_and_distinct() -> None:
+    a = espeak_random_voices(20, ["en-us", "en"], seed=0)
+    assert [v.variant for v in a] == [v.variant for v in espeak_random_voices(20, ["en-us", "en"], seed=0)]
+    assert len({v.variant for v in a}) == 20 and len({v.speaker for v in a}) == 20
+    assert {v.name.split("+")[0] for v in a} == {"en-us", "en"}
+    pitches = [float(v.variant.split("\npitch ")[1].split()[0]) for v in a]  # type: ignore[union-attr]
+    scales = [np.mean([float(line.split()[2]) for line in v.variant.splitlines() if line.startswith("formant")])
+              for v in a]  # type: ignore[union-attr]  # fmt: skip
+    assert max(pitches) / min(pitches) > 1.8 and max(scales) / min(scales) > 1.25
+    assert np.corrcoef(pitches, scales)[0, 1] > 0.3, "a larger vocal tract speaks lower"
+
+
+@needs_espeak
+def test_random_espeak_variant_changes_the_voice(tmp_path: Path) -> None:
+    voices = espeak_random_voices(12, ["en-us"], seed=1)
+    path = espeak_data_path(tmp_path, voices)
+    f0s = []
+    for v in voices:
+        x, sr = synthesize(dataclasses.replace(v, data_path=path), "seven", ClipParams(1.0, 50, 1.0), tmp_path)
+        f0s.append(_f0(x, sr))
+    assert max(f0s) / min(f0s) > 1.5, f0s
+    with pytest.raises(ValueError, match="no data folder"):
+        synthesize(voices[0], "seven", ClipParams(1.0, 50, 1.0), tmp_path)
+
+
+def _pitch_ratio(voice: Voice, low: float, high: float, workdir: Path) -> float:
+    """Measured F0 of "seven" with the pitch target ``high`` over that with ``low``."""
+    f0 = [_f0(*synthesize(voice, "seven", ClipParams(1.1, 50, 1.0, f0=target), workdir)) for target in (low, high)]
+    return f0[1] / f0[0]
+
+
+@needs_flite
+def test_flite_pitch_target(tmp_path: Path) -> None:
+    assert _pitch_ratio(Voice("flite", "slt", "cmu-slt", "clustergen", f0=162.0), 100.0, 200.0, tmp_path) > 1.5
+
+
+@needs_festival
+def test_festival_hts_rate_and_diphone_pitch(tmp_path: Path) -> None:
+    if not Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts").is_dir():
+        pytest.skip("festvox-us-slt-hts not installed")
+    slt = Voice("festival", "cmu_us_slt_arctic_hts", "cmu-slt", "hts")
+    slow = _speech_seconds(*synthesize(slt, "seven", ClipParams(0.8, 50, 1.0), tmp_path))
+    fast = _speech_seconds(*synthesize(slt, "seven", ClipParams(1.25, 50, 1.0), tmp_path))
+    assert slow / fast > 1.2, "the HTS voice follows the speaking rate (it ignores Duration_Stretch)"
+    assert _pitch_ratio(Voice("festival", "kal_diphone", "cmu-kal", "diphone", f0=105.0), 85.0, 140.0, tmp_path) > 1.3
+
+
+@needs_festival
+def test_accented_festival_voices_and_source_columns(tmp_path: Path) -> None:
+    foreign = [n for n, v in FESTIVAL_VOICES.items() if v.language != "en" and any(
+        Path("/usr/share/festival/voices").glob(f"*/{n}/festvox"))]  # fmt: skip
+    if not foreign:
+        pytest.skip("no accented festival voice installed (apt-get install festvox-czech-dita ...)")
+    with pytest.raises(ValueError, match="unknown festival voice"):
+        list_voices(["festival"], festival_voices=["nope"])
+    root = tmp_path / "kw"
+    result = build_keywords(root, words=["yes"], engines=["espeak-ng", "festival"], num_espeak_voices=4,
+                            festival_voices=[foreign[0], "kal_diphone"], espeak_random=2, val_speakers=1,
+                            test_speakers=1, clips_per_voice={"festival": 2}, noise_seconds=0, jobs=2)  # fmt: skip
+    _, rows = _read_layout(root)
+    assert result.total == len(rows) == 4 + 2 + 2 * 2
+    by_voice = {r["voice"]: r for r in rows}
+    assert by_voice[foreign[0]]["language"] == FESTIVAL_VOICES[foreign[0]].language != "en"
+    assert by_voice["kal_diphone"]["method"] == "diphone" and by_voice["kal_diphone"]["language"] == "en"
+    assert sum("+arx" in r["voice"] and r["method"] == "formant" for r in rows) == 2
+    assert sum(r["voice"] == "kal_diphone" for r in rows) == 2 and "f0=" in by_voice["kal_diphone"]["params"]
+    test = get_manifest("speech_commands_v2", root, "training").records
+    assert {r.value("method") for r in test} <= {"formant", "diphone"} and all(r.value("language") for r in test)
+
+
+@pytest.mark.parametrize("name", ["TimGM6mb", "CsoundGM"])
+def test_other_soundfont_families(tmp_path: Path, name: str) -> None:
+    path, package, family = SOUNDFONTS[name]
+    if shutil.which("fluidsynth") is None or not Path(path).is_file():
+        pytest.skip(f"fluidsynth or {name} not installed (apt-get install fluidsynth {package})")
+    assert family != SOUNDFONTS["FluidR3Mono_GM"][2]
+    root = tmp_path / "ns"
+    build_instruments(root, soundfonts=[name], grid=NoteGrid(programs=(0, 40), velocities=(100,), pitch_step=12), jobs=2)
+    records = [r for s in ("training", "validation", "testing") for r in get_manifest("nsynth", root, s).records]
+    assert records and {(r.value("soundfont"), r.value("soundfont_family")) for r in records} == {(name, family)}

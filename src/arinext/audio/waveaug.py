@@ -307,7 +307,7 @@ class Clipping:
         last_threshold: the threshold of the latest applied draw.
     """
 
-    def __init__(self, fraction: Sequence[float] = (0.0, 0.1), p: float = 0.3) -> None:
+    def __init__(self, fraction: Sequence[float] = (0.0, 0.05), p: float = 0.3) -> None:
         self.fraction, self.p = _check_range("fraction", fraction, 0.0, 0.9), _check_p(p)
         self.last_threshold: float | None = None
 
