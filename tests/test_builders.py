@@ -21,7 +21,7 @@ from arinext.apps.builders import (
     build_keywords,
     check_words,
 )
-from arinext.apps.builders._common import prepare_output
+from arinext.apps.builders._common import EngineCrashError, prepare_output
 from arinext.apps.builders.instruments import SOUNDFONTS, NoteGrid, midi_file, plan_notes
 from arinext.apps.builders.keywords import assign_splits, finish_clip, speaker_id
 from arinext.apps.builders.noise import colored_noise
@@ -357,7 +357,7 @@ def test_random_espeak_variant_changes_the_voice(tmp_path: Path) -> None:
     path = espeak_data_path(tmp_path, voices)
     f0s = []
     for v in voices:
-        x, sr = synthesize(dataclasses.replace(v, data_path=path), "seven", ClipParams(1.0, 50, 1.0), tmp_path)
+        x, sr, _ = synthesize(dataclasses.replace(v, data_path=path), "seven", ClipParams(1.0, 50, 1.0), tmp_path)
         f0s.append(_f0(x, sr))
     assert max(f0s) / min(f0s) > 1.5, f0s
     with pytest.raises(ValueError, match="no data folder"):
@@ -366,7 +366,7 @@ def test_random_espeak_variant_changes_the_voice(tmp_path: Path) -> None:
 
 def _pitch_ratio(voice: Voice, low: float, high: float, workdir: Path) -> float:
     """Measured F0 of "seven" with the pitch target ``high`` over that with ``low``."""
-    f0 = [_f0(*synthesize(voice, "seven", ClipParams(1.1, 50, 1.0, f0=target), workdir)) for target in (low, high)]
+    f0 = [_f0(*synthesize(voice, "seven", ClipParams(1.1, 50, 1.0, f0=target), workdir)[:2]) for target in (low, high)]
     return f0[1] / f0[0]
 
 
@@ -380,10 +380,21 @@ def test_festival_hts_rate_and_diphone_pitch(tmp_path: Path) -> None:
     if not Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts").is_dir():
         pytest.skip("festvox-us-slt-hts not installed")
     slt = Voice("festival", "cmu_us_slt_arctic_hts", "cmu-slt", "hts")
-    slow = _speech_seconds(*synthesize(slt, "seven", ClipParams(0.8, 50, 1.0), tmp_path))
-    fast = _speech_seconds(*synthesize(slt, "seven", ClipParams(1.25, 50, 1.0), tmp_path))
+    slow = _speech_seconds(*synthesize(slt, "seven", ClipParams(0.8, 50, 1.0), tmp_path)[:2])
+    fast = _speech_seconds(*synthesize(slt, "seven", ClipParams(1.25, 50, 1.0), tmp_path)[:2])
     assert slow / fast > 1.2, "the HTS voice follows the speaking rate (it ignores Duration_Stretch)"
     assert _pitch_ratio(Voice("festival", "kal_diphone", "cmu-kal", "diphone", f0=105.0), 85.0, 140.0, tmp_path) > 1.3
+
+
+@needs_festival
+def test_a_crashing_engine_call_is_retried_at_another_speed(tmp_path: Path) -> None:
+    if not any(Path("/usr/share/festival/voices").glob("*/pc_diphone/festvox")):
+        pytest.skip("festvox-itapc16k not installed")
+    pc = Voice("festival", "pc_diphone", "ifd-pc", "diphone", "it")
+    x, sr, used = synthesize(pc, "no", ClipParams(1 / 1.3, 50, 1.0), tmp_path)  # festival crashes at stretch 1.3
+    assert used.speed != round(1 / 1.3, 3) and x.size > 0.1 * sr
+    with pytest.raises(EngineCrashError, match="status -11"):
+        synthesize(pc, "no", ClipParams(1 / 1.3, 50, 1.0), tmp_path, retries=0)
 
 
 @needs_festival

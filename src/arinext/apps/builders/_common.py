@@ -24,6 +24,7 @@ __all__ = [
     "BuildError",
     "BuildResult",
     "DatasetExistsError",
+    "EngineCrashError",
     "EngineNotFoundError",
     "parallel_map",
     "prepare_output",
@@ -48,6 +49,10 @@ AUDIO_FORMATS = {"wav": (".wav", "WAV"), "flac": (".flac", "FLAC")}
 
 class BuildError(RuntimeError):
     """A synthesis or rendering step failed; the message names the voice/word or program/note."""
+
+
+class EngineCrashError(BuildError):
+    """An engine process was killed by a signal (e.g. festival's segmentation fault on some inputs)."""
 
 
 class EngineNotFoundError(BuildError):
@@ -118,7 +123,8 @@ def run_tool(args: Sequence[str], what: str, stdin: str | None = None, timeout: 
         raise BuildError(f"{what}: could not run {args[0]} ({exc})") from exc
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise BuildError(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: {' | '.join(detail)}")
+        error = EngineCrashError if proc.returncode < 0 else BuildError
+        raise error(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: {' | '.join(detail)}")
     return proc.stdout
 
 

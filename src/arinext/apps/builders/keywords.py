@@ -240,7 +240,7 @@ def _plan(
 def _make_clip(job: _Job, root: Path, workdir: Path, seed: int, fmt: str, sample_rate: int) -> dict[str, str]:
     rng = stable_rng(seed, "clip", job.voice.engine, job.voice.name, job.word, job.index)
     params = draw_params(rng, job.base_speed, job.base_pitch, job.voice)
-    x, sr = synthesize(job.voice, job.word, params, workdir)
+    x, sr, params = synthesize(job.voice, job.word, params, workdir)
     try:
         clip, cropped = finish_clip(x, sr, rng, sample_rate)
     except BuildError as exc:

@@ -26,6 +26,7 @@ LGPL-2+, festvox-ca-ona-hts LGPL-2.1 (all Debian ``main``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ...audio.io import load_audio, resample
-from ._common import BuildError, require_tool, run_tool, stable_rng
+from ._common import BuildError, EngineCrashError, require_tool, run_tool, stable_rng
 
 __all__ = [
     "ENGINES",
@@ -301,8 +302,14 @@ def _engine_args(voice: Voice, word: str, params: ClipParams, out: Path) -> tupl
     return [binary, "-o", str(out), *evals], word
 
 
-def synthesize(voice: Voice, word: str, params: ClipParams, workdir: Path) -> tuple[np.ndarray, int]:
-    """Speak ``word`` with ``voice`` and return ``(mono float32 waveform, rate)``, warp applied.
+def synthesize(
+    voice: Voice, word: str, params: ClipParams, workdir: Path, retries: int = 3
+) -> tuple[np.ndarray, int, ClipParams]:
+    """Speak ``word`` with ``voice`` and return ``(mono float32 waveform, rate, parameters used)``, warp applied.
+
+    Some festival diphone voices crash (segmentation fault) at particular duration stretches (pc_diphone
+    on "no" at 0.77 and 1.3, for instance); a crashed call is retried with the speed 1 % higher, up to
+    ``retries`` times, and the parameters actually used are returned.
 
     Raises:
         BuildError: the engine failed or wrote no audio (the message names voice and word).
@@ -315,15 +322,22 @@ def synthesize(voice: Voice, word: str, params: ClipParams, workdir: Path) -> tu
     fd, name = tempfile.mkstemp(suffix=".wav", dir=workdir)
     os.close(fd)
     out = Path(name)
-    args, stdin = _engine_args(voice, word, params, out)
-    run_tool(args, what, stdin=stdin)
-    if not out.is_file() or out.stat().st_size <= 44:
-        raise BuildError(f"{what}: the engine wrote no audio")
     try:
+        for attempt in range(retries + 1):
+            args, stdin = _engine_args(voice, word, params, out)
+            try:
+                run_tool(args, what, stdin=stdin)
+                break
+            except EngineCrashError:
+                if attempt == retries:
+                    raise
+                params = dataclasses.replace(params, speed=round(params.speed * 1.01, 3))
+        if not out.is_file() or out.stat().st_size <= 44:
+            raise BuildError(f"{what}: the engine wrote no audio")
         x, sr = load_audio(out)
     finally:
         out.unlink(missing_ok=True)
     if params.warp != 1.0:
         # Reading the samples at rate sr*warp and converting back to sr raises pitch by `warp`.
         x = resample(x, round(sr * params.warp), sr)
-    return x, sr
+    return x, sr, params
