@@ -183,3 +183,12 @@ def test_loso_command_trains_each_fold_and_reports_both_accuracies(tmp_path: Pat
     assert main(["loso", "keywords", "--column", "device", "--values", "mic_c", "--out", str(tmp_path / "x"),
                  *sum((["--set", s] for s in sets), [])]) == 2  # fmt: skip
     assert "no clip has device='mic_c'" in capsys.readouterr().err
+
+
+def test_a_fold_that_would_leave_a_subset_empty_is_listed_not_trained(tmp_path: Path, capsys) -> None:
+    root = make_sources(tmp_path / "data")
+    sets = ["data.dataset=csv", f"data.root={root}", "data.background_noise=null"]
+    # with the speaker closure, holding out mic_b removes s4 (validation) and s5 (testing) of mic_a too
+    assert main(["loso", "keywords", "--column", "device", "--values", "mic_b", "--out", str(tmp_path / "l"),
+                 *sum((["--set", s] for s in sets), []), "-q"]) == 1  # fmt: skip
+    assert "| mic_b | 0 | 18 | | 0 | not trained: no validation clips | 18 | | |" in capsys.readouterr().out

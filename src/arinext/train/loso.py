@@ -9,7 +9,8 @@ in-source unseen test clips and the held-out source side by side) into ``.../eva
     OUT/loso.md      the same as a markdown table, with the mean over seeds per held-out source
 
 A fold whose ``eval/metrics.json`` already exists is read back, not trained again (``resume=True``),
-so an interrupted sweep continues where it stopped.
+so an interrupted sweep continues where it stopped. A fold that would leave a subset empty (every
+validation speaker belongs to the held-out source, say) is listed as not trained, with the reason.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def leave_one_source_out(
             run = _fold_dir(out, column, value, seed)
             metrics_path = run / "eval" / "metrics.json"
             split = holdout_split(fold_cfg.data).summary()  # fails early, before any training, on a bad value
+            empty = [s for s in ("training", "validation", "testing", "heldout") if not split["clips"][s]]
+            if empty:  # e.g. every validation speaker belongs to the held-out source
+                _log.warning("%s=%s: not trained, the %s subset would be empty (%s)", column, value, empty[0], split["clips"])
+                folds.append({"value": value, "seed": seed, "clips": split["clips"], "skipped": f"no {empty[0]} clips"})
+                continue
             if resume and metrics_path.is_file():
                 _log.info("%s=%s seed %d: already evaluated, reading %s", column, value, seed, metrics_path)
                 metrics = json.loads(metrics_path.read_text())
@@ -132,6 +138,10 @@ def render_loso_table(content: dict[str, Any]) -> str:
     ]
     for f in content["folds"]:
         c = f["clips"]
+        if "skipped" in f:
+            lines.append(f"| {f['value']} | {f['seed']} | {c['training']} | | {c['testing']} | not trained: "
+                         f"{f['skipped']} | {c['heldout']} | | |")  # fmt: skip
+            continue
         lines.append(
             f"| {f['value']} | {f['seed']} | {c['training']} | {f['removed_by_closure']} | {c['testing']} | "
             f"{f['in_source_top1']:.1%} | {c['heldout']} | {f['heldout_top1']:.1%} | {100 * f['gap_top1']:+.1f} |"
@@ -139,7 +149,7 @@ def render_loso_table(content: dict[str, Any]) -> str:
     lines += ["", f"Mean over seeds {content['seeds']}:", "", f"| held-out {column} | in-source top-1 | held-out top-1 | gap |",
               "|---|---:|---:|---:|"]  # fmt: skip
     for value in content["values"]:
-        rows = [f for f in content["folds"] if f["value"] == value]
+        rows = [f for f in content["folds"] if f["value"] == value and "skipped" not in f]
         if rows:
             mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("in_source_top1", "heldout_top1", "gap_top1")}
             lines.append(
