@@ -21,7 +21,7 @@ Parameters each engine takes per clip (:class:`ClipParams`), measured on single 
 
 Licences: espeak-ng GPL-3+; flite BSD-like (CMU); festival and its English festvox voices CMU/CSTR free
 licences; festvox-czech-* GPL-3+ (czech-ph GPL-2+), festvox-italp16k/itapc16k GPL-2+, festvox-suopuhe-*
-LGPL-2+, festvox-ca-ona-hts LGPL-2.1 (all Debian ``main``).
+LGPL-2+, festvox-ca-ona-hts LGPL-2.1+ (all Debian ``main``).
 """
 
 from __future__ import annotations
