@@ -81,8 +81,9 @@ def _by_source(bundle: Any, prediction: Any, column: str) -> dict[str, dict[str,
 
 def _evaluate_subset(
     model: nn.Module, cfg: TrainConfig, labels: Any, subset: str, info: Any, progress: bool | None, by: str | None
-) -> tuple[dict[str, Any], dict[str, Any], float, list[str], Any]:
-    """Both forms on one subset: ``(results, by-source table, max prob diff, skipped clips, bundle)``."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both forms on one subset: their results, and what ``metrics.json`` says about the subset (clips,
+    skipped clips, views, the forms' largest probability difference, the ``by`` table)."""
     bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
     d = cfg.data
     loader, _ = build_loader(bundle.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
@@ -105,7 +106,17 @@ def _evaluate_subset(
     tol = 1e-2 if amp else 1e-3
     if diff > tol:
         raise ValueError(f"training and fused forms disagree: max |dp| = {diff:.3g} > {tol:g}")
-    return results, by_source, diff, skipped, bundle
+    about: dict[str, Any] = {
+        "max_abs_prob_diff": diff,
+        "subset": subset,
+        "views": bundle.views,
+        "clips": len(bundle.dataset) - len(skipped),  # type: ignore[arg-type]
+        "skipped_clips": len(skipped),
+        "skipped_examples": skipped[:10],
+    }
+    if by:
+        about["by"] = {by: by_source}
+    return results, about
 
 
 def evaluate_checkpoint(
@@ -150,31 +161,13 @@ def evaluate_checkpoint(
     info = init_distributed(cfg.device)
     subset = subset or cfg.data.test_subset
     model.to(info.device).eval()
-    results, by_source, diff, skipped, bundle = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
-    extra: dict[str, Any] = {
-        "max_abs_prob_diff": diff,
-        "checkpoint": str(checkpoint),
-        "epoch": model.pretrained_cfg.get("epoch"),  # type: ignore[union-attr]
-        "dataset": cfg.data.dataset,
-        "subset": subset,
-        "views": bundle.views,
-        "clips": len(bundle.dataset) - len(skipped),  # type: ignore[arg-type]
-        "skipped_clips": len(skipped),
-        "skipped_examples": skipped[:10],
-    }
-    if by:
-        extra["by"] = {by: by_source}
+    results, about = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
+    run = {"checkpoint": str(checkpoint), "epoch": model.pretrained_cfg.get("epoch"), "dataset": cfg.data.dataset}  # type: ignore[union-attr]
+    extra = {**run, **about}
     if cfg.data.holdout and subset != "heldout":
-        held, held_by, held_diff, held_skipped, held_bundle = _evaluate_subset(
-            model, cfg, labels, "heldout", info, progress, by
-        )
+        held, held_about = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)
+        held_content = write_eval_report(held, Path(out_dir) / "heldout", {**run, **held_about}) if info.is_main else {}
         first = next(iter(results))
-        held_extra = {**extra, "subset": "heldout", "max_abs_prob_diff": held_diff, "skipped_clips": len(held_skipped),
-                      "skipped_examples": held_skipped[:10], "views": held_bundle.views,
-                      "clips": len(held_bundle.dataset) - len(held_skipped)}  # type: ignore[arg-type]  # fmt: skip
-        if by:
-            held_extra["by"] = {by: held_by}
-        held_content = write_eval_report(held, Path(out_dir) / "heldout", held_extra) if info.is_main else {}
         extra.update(
             heldout={k: held_content.get(k) for k in (*held, "clips", "skipped_clips", "by") if k in held_content},
             holdout=holdout_split(cfg.data).summary(),
