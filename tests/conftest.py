@@ -13,6 +13,15 @@ SHARED = REPO.parent / "shared"
 OFFICIAL = SHARED / "fixtures" / "official"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def official_dir() -> Path:
     if not (OFFICIAL / "small_unmerged.pyth").is_file():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from collections import defaultdict
@@ -18,13 +19,24 @@ from arinext.apps.builders import (
     EngineNotFoundError,
     build_instruments,
     build_keywords,
+    check_words,
 )
-from arinext.apps.builders._common import prepare_output
-from arinext.apps.builders.instruments import SOUNDFONTS, midi_file, plan_notes
+from arinext.apps.builders._common import EngineCrashError, prepare_output
+from arinext.apps.builders.instruments import SOUNDFONTS, NoteGrid, midi_file, plan_notes
 from arinext.apps.builders.keywords import assign_splits, finish_clip, speaker_id
 from arinext.apps.builders.noise import colored_noise
+from arinext.apps.builders.tts import (
+    FESTIVAL_VOICES,
+    ClipParams,
+    Voice,
+    espeak_data_path,
+    espeak_random_voices,
+    list_voices,
+    synthesize,
+)
 from arinext.audio.io import load_audio
 from arinext.cli import main
+from arinext.data import get_manifest
 from arinext.data.vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
 from arinext.data.vocab import SPEECH_COMMANDS_CORE_WORDS as CORE_WORDS
 
@@ -139,7 +151,7 @@ def test_missing_engine_names_debian_package(tmp_path: Path, monkeypatch: pytest
 def test_missing_soundfont_names_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth not installed (apt-get install fluidsynth)")
-    monkeypatch.setitem(SOUNDFONTS, "FluidR3_GM", (str(tmp_path / "nope.sf2"), "fluid-soundfont-gm"))
+    monkeypatch.setitem(SOUNDFONTS, "FluidR3_GM", (str(tmp_path / "nope.sf2"), "fluid-soundfont-gm", "fluid-r3"))
     with pytest.raises(EngineNotFoundError, match="apt-get install fluid-soundfont-gm"):
         build_instruments(tmp_path / "out", soundfonts=["FluidR3_GM"])
 
@@ -191,13 +203,13 @@ def test_gm_table_matches_nsynth_families() -> None:
         "mallet": 6, "organ": 5, "vocal": 3,
     }  # fmt: skip
     assert set(per_family) == set(NSYNTH_FAMILIES)
-    notes = plan_notes(["A", "B"], programs=[0, 40], velocities=(25, 127), seed=0)
+    notes = plan_notes(["A", "B"], NoteGrid(programs=(0, 40), velocities=(25, 127), seed=0))
     split_of = {(n.program, n.pitch, n.velocity): n.split for n in notes if n.font == 0}
     assert all(split_of[(n.program, n.pitch, n.velocity)] == n.split for n in notes if n.font == 1)
 
 
 def test_midi_file_is_well_formed() -> None:
-    notes = plan_notes(["A"], programs=[73], velocities=(100,), pitch_step=30)
+    notes = plan_notes(["A"], NoteGrid(programs=(73,), velocities=(100,), pitch_step=30))
     data = midi_file(notes)
     assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
     assert int.from_bytes(data[18:22], "big") == len(data) - 22
@@ -207,13 +219,14 @@ def test_midi_file_is_well_formed() -> None:
 @needs_fluid
 def test_instruments_nsynth_layout(tmp_path: Path) -> None:
     root = tmp_path / "nsynth"
-    result = build_instruments(root, programs=[0, 73], velocities=(50, 127), pitch_step=12, jobs=2, test=0.3, valid=0.2)
-    n_planned = len(plan_notes(["x"], programs=[0, 73], velocities=(50, 127), pitch_step=12))
+    grid = NoteGrid(programs=(0, 73), velocities=(50, 127), pitch_step=12, test=0.3, valid=0.2)
+    result = build_instruments(root, grid=grid, jobs=2)
+    n_planned = len(plan_notes(["x"], grid))
     seen: dict[tuple[int, int, int], str] = {}
     total = 0
     for split, folder in NSYNTH_FOLDERS.items():
         examples = json.loads((root / folder / "examples.json").read_text())
-        assert len(examples) == result.notes[split] and len(
+        assert len(examples) == result.splits[split] and len(
             list((root / folder / "audio").iterdir())
         ) == len(examples)
         total += len(examples)
@@ -222,16 +235,17 @@ def test_instruments_nsynth_layout(tmp_path: Path) -> None:
             family = {0: "keyboard", 73: "flute"}[ex["program"]]
             assert ex["instrument_family_str"] == family and ex["instrument_family"] == NSYNTH_FAMILIES.index(family)
             assert ex["instrument_source_str"] == "acoustic" and ex["sample_rate"] == 16000
+            assert ex["soundfont"] == "FluidR3Mono_GM" and ex["soundfont_family"] == "fluid-r3"
             assert key == f"{family}_acoustic_{ex['program']:03d}-{ex['pitch']:03d}-{ex['velocity']:03d}"
             assert seen.setdefault((ex["program"], ex["pitch"], ex["velocity"]), split) == split
             x, sr = sf.read(root / folder / "audio" / f"{key}.wav", dtype="float32")
             assert sr == 16000 and x.shape == (64000,)
             assert np.abs(x[:1600]).max() > 1e-3, "the note must start at onset"
             assert np.abs(x[-800:]).max() < np.abs(x).max()
-    assert total == n_planned - result.silent and total > 0
-    assert min(result.notes.values()) > 0
+    assert total == n_planned - result.flagged["silent renders skipped"] and total > 0
+    assert min(result.splits.values()) > 0
     with pytest.raises(DatasetExistsError):
-        build_instruments(root, programs=[0], pitch_step=40)
+        build_instruments(root, grid=NoteGrid(programs=(0,), pitch_step=40))
 
 
 # ---- the bundled sample -------------------------------------------------------------------------------
@@ -268,3 +282,151 @@ def test_bundled_sample_decodes() -> None:
         assert sr == 16000 and sf.info(str(path)).channels == 1
         if path.parent.name != "_background_noise_":
             assert x.shape == (16000,) and np.abs(x).max() > 0.05, path
+
+
+# ---- word lists, empty splits, voices and parameter spaces ---------------------------------------------
+
+needs_festival = pytest.mark.skipif(
+    shutil.which("text2wave") is None or not Path("/usr/share/festival/voices").is_dir(),
+    reason="festival not installed (apt-get install festival festvox-kallpc16k festvox-us-slt-hts)",
+)
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (apt-get install flite)")
+
+
+def _f0(x: np.ndarray, sr: int) -> float:
+    """Median F0 (Hz) of the loud 40 ms frames, from the autocorrelation peak in 60-400 Hz."""
+    n = int(0.04 * sr)
+    frames = [x[i : i + n] for i in range(0, x.size - n, n // 2)]
+    energy = np.array([np.sum(f**2) for f in frames])
+    out = []
+    for f, e in zip(frames, energy):
+        if e < 0.1 * energy.max():
+            continue
+        f = f * np.hanning(n)
+        a = np.correlate(f, f, "full")[n - 1 :]
+        lo, hi = int(sr / 400), int(sr / 60)
+        lag = lo + int(np.argmax(a[lo:hi]))
+        if a[lag] > 0.3 * a[0]:
+            out.append(sr / lag)
+    assert out, "no voiced frame"
+    return float(np.median(out))
+
+
+def _speech_seconds(x: np.ndarray, sr: int) -> float:
+    loud = np.flatnonzero(np.abs(x) > 0.01 * np.abs(x).max())
+    return (loud[-1] - loud[0]) / sr
+
+
+def test_word_lists_expand_sets_and_refuse_unknown_words(tmp_path: Path, capsys) -> None:
+    assert check_words(["core"]) == list(CORE_WORDS) and len(check_words(["all"])) == 35
+    assert check_words(["yes", "visual"]) == ["yes", "visual"]
+    with pytest.raises(ValueError, match=r"unknown word\(s\) \['foo'\]"):
+        check_words(["core", "foo"])
+    with pytest.raises(ValueError, match=r"repeated: \['yes'\]"):
+        check_words(["core", "yes"])
+    out = tmp_path / "kw"
+    assert main(["data", "keywords", str(out), "--words", "core,foo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown word(s) ['foo']" in err and not out.exists()
+
+
+@needs_espeak
+def test_a_build_with_an_empty_split_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "kw"
+    assert main(["data", "keywords", str(out), "--engines", "espeak-ng", "--espeak-voices", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the validation split would be empty: 2 speakers" in err
+    assert not out.exists(), "refused before any work"
+
+
+def test_random_espeak_variants_are_seeded_and_distinct() -> None:
+    a = espeak_random_voices(20, ["en-us", "en"], seed=0)
+    assert [v.variant for v in a] == [v.variant for v in espeak_random_voices(20, ["en-us", "en"], seed=0)]
+    assert len({v.variant for v in a}) == 20 and len({v.speaker for v in a}) == 20
+    assert {v.name.split("+")[0] for v in a} == {"en-us", "en"}
+    pitches = [float(v.variant.split("\npitch ")[1].split()[0]) for v in a]  # type: ignore[union-attr]
+    scales = [np.mean([float(line.split()[2]) for line in v.variant.splitlines() if line.startswith("formant")])
+              for v in a]  # type: ignore[union-attr]  # fmt: skip
+    assert max(pitches) / min(pitches) > 1.8 and max(scales) / min(scales) > 1.25
+    assert np.corrcoef(pitches, scales)[0, 1] > 0.3, "a larger vocal tract speaks lower"
+
+
+@needs_espeak
+def test_random_espeak_variant_changes_the_voice(tmp_path: Path) -> None:
+    voices = espeak_random_voices(12, ["en-us"], seed=1)
+    path = espeak_data_path(tmp_path, voices)
+    f0s = []
+    for v in voices:
+        x, sr, _ = synthesize(dataclasses.replace(v, data_path=path), "seven", ClipParams(1.0, 50, 1.0), tmp_path)
+        f0s.append(_f0(x, sr))
+    assert max(f0s) / min(f0s) > 1.5, f0s
+    with pytest.raises(ValueError, match="no data folder"):
+        synthesize(voices[0], "seven", ClipParams(1.0, 50, 1.0), tmp_path)
+
+
+def _pitch_ratio(voice: Voice, low: float, high: float, workdir: Path) -> float:
+    """Measured F0 of "seven" with the pitch target ``high`` over that with ``low``."""
+    f0 = [_f0(*synthesize(voice, "seven", ClipParams(1.1, 50, 1.0, f0=target), workdir)[:2]) for target in (low, high)]
+    return f0[1] / f0[0]
+
+
+@needs_flite
+def test_flite_pitch_target(tmp_path: Path) -> None:
+    assert _pitch_ratio(Voice("flite", "slt", "cmu-slt", "clustergen", f0=162.0), 100.0, 200.0, tmp_path) > 1.5
+
+
+@needs_festival
+def test_festival_hts_rate_and_diphone_pitch(tmp_path: Path) -> None:
+    if not Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts").is_dir():
+        pytest.skip("festvox-us-slt-hts not installed")
+    slt = Voice("festival", "cmu_us_slt_arctic_hts", "cmu-slt", "hts")
+    slow = _speech_seconds(*synthesize(slt, "seven", ClipParams(0.8, 50, 1.0), tmp_path)[:2])
+    fast = _speech_seconds(*synthesize(slt, "seven", ClipParams(1.25, 50, 1.0), tmp_path)[:2])
+    assert slow / fast > 1.2, "the HTS voice follows the speaking rate (it ignores Duration_Stretch)"
+    assert _pitch_ratio(Voice("festival", "kal_diphone", "cmu-kal", "diphone", f0=105.0), 85.0, 140.0, tmp_path) > 1.3
+
+
+@needs_festival
+def test_a_crashing_engine_call_is_retried_at_another_speed(tmp_path: Path) -> None:
+    if not any(Path("/usr/share/festival/voices").glob("*/pc_diphone/festvox")):
+        pytest.skip("festvox-itapc16k not installed")
+    pc = Voice("festival", "pc_diphone", "ifd-pc", "diphone", "it")
+    x, sr, used = synthesize(pc, "no", ClipParams(1 / 1.3, 50, 1.0), tmp_path)  # festival crashes at stretch 1.3
+    assert used.speed != round(1 / 1.3, 3) and x.size > 0.1 * sr
+    with pytest.raises(EngineCrashError, match="status -11"):
+        synthesize(pc, "no", ClipParams(1 / 1.3, 50, 1.0), tmp_path, retries=0)
+
+
+@needs_festival
+def test_accented_festival_voices_and_source_columns(tmp_path: Path) -> None:
+    foreign = [n for n, v in FESTIVAL_VOICES.items() if v.language != "en" and any(
+        Path("/usr/share/festival/voices").glob(f"*/{n}/festvox"))]  # fmt: skip
+    if not foreign:
+        pytest.skip("no accented festival voice installed (apt-get install festvox-czech-dita ...)")
+    with pytest.raises(ValueError, match="unknown festival voice"):
+        list_voices(["festival"], festival_voices=["nope"])
+    root = tmp_path / "kw"
+    result = build_keywords(root, words=["yes"], engines=["espeak-ng", "festival"], num_espeak_voices=4,
+                            festival_voices=[foreign[0], "kal_diphone"], espeak_random=2, val_speakers=1,
+                            test_speakers=1, clips_per_voice={"festival": 2}, noise_seconds=0, jobs=2)  # fmt: skip
+    _, rows = _read_layout(root)
+    assert result.total == len(rows) == 4 + 2 + 2 * 2
+    by_voice = {r["voice"]: r for r in rows}
+    assert by_voice[foreign[0]]["language"] == FESTIVAL_VOICES[foreign[0]].language != "en"
+    assert by_voice["kal_diphone"]["method"] == "diphone" and by_voice["kal_diphone"]["language"] == "en"
+    assert sum("+arx" in r["voice"] and r["method"] == "formant" for r in rows) == 2
+    assert sum(r["voice"] == "kal_diphone" for r in rows) == 2 and "f0=" in by_voice["kal_diphone"]["params"]
+    test = get_manifest("speech_commands_v2", root, "training").records
+    assert {r.value("method") for r in test} <= {"formant", "diphone"} and all(r.value("language") for r in test)
+
+
+@pytest.mark.parametrize("name", ["TimGM6mb", "CsoundGM"])
+def test_other_soundfont_families(tmp_path: Path, name: str) -> None:
+    path, package, family = SOUNDFONTS[name]
+    if shutil.which("fluidsynth") is None or not Path(path).is_file():
+        pytest.skip(f"fluidsynth or {name} not installed (apt-get install fluidsynth {package})")
+    assert family != SOUNDFONTS["FluidR3Mono_GM"][2]
+    root = tmp_path / "ns"
+    build_instruments(root, soundfonts=[name], grid=NoteGrid(programs=(0, 40), velocities=(100,), pitch_step=12), jobs=2)
+    records = [r for s in ("training", "validation", "testing") for r in get_manifest("nsynth", root, s).records]
+    assert records and {(r.value("soundfont"), r.value("soundfont_family")) for r in records} == {(name, family)}

@@ -46,3 +46,19 @@ def test_demo_runs_every_phase_and_writes_the_report(demo_run, capsys):
 def test_bundled_sample_is_found():
     root = bundled_sample()
     assert (root / "testing_list.txt").is_file() and (root / "_background_noise_").is_dir()
+
+
+def test_demo_with_a_held_out_source_reports_both_accuracies(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--epochs", "1", "--bench-runs", "1", "--workers", "0", "--holdout", "engine=flite"]
+    assert main([*args, "-q"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    held = results["holdout"]
+    assert held["source"] == "engine=flite" and held["heldout_clips"] == 40  # 4 flite voices x 10 words
+    assert held["split"]["closure_leaks"] == {"speaker=cmu-kal": 10, "speaker=cmu-slt": 10}
+    assert results["test_clips"] == results["test"]["clips"] == 110, "the in-source test: 130 minus the closure"
+    assert set(results["test"]["by_engine"]) == {"espeak-ng"}, "the bundle's festival test speaker is kal or slt"
+    report = (out / "report.md").read_text()
+    assert f"| held-out source engine=flite (never trained on) | 40 | {held['heldout_top1']:.1%} |" in report
+    assert "held-out engine=flite" in capsys.readouterr().out
+    assert main(["demo", "--out", str(tmp_path / "x"), "--holdout", "flite"]) == 2

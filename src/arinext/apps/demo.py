@@ -27,6 +27,8 @@ from ..deploy import AudioClassifier
 from ..layers.reparam import reparameterize_model
 from ..models import create_model
 from ..train import FitResult, fit, load_config
+from ..train.config import DataConfig
+from ..train.data import holdout_split
 from ..train.evaluation import evaluate_checkpoint
 from ..utils.complexity import count_macs, count_params
 from ..utils.progress import progress_bar
@@ -62,6 +64,19 @@ class DemoOptions:
     baseline: str = "slowfast_audio_r50"
     bench_runs: int = 20
     progress: bool | None = None
+    #: waveform augmentation of the training clips (``data.augment`` of :mod:`arinext.audio.waveaug`)
+    augment: dict[str, Any] = field(default_factory=dict)
+    #: ``"COLUMN=VALUE"`` (e.g. ``"engine=flite"``): train without that source, report it side by side
+    holdout: str | None = None
+
+    def holdout_spec(self) -> dict[str, Any]:
+        """``data.holdout`` of the recipe: ``{}`` or ``{column, values: [value]}``."""
+        if not self.holdout:
+            return {}
+        column, sep, value = self.holdout.partition("=")
+        if not sep or not column or not value:
+            raise ValueError(f"--holdout must look like COLUMN=VALUE (e.g. engine=flite), got {self.holdout!r}")
+        return {"column": column, "values": [value]}
 
 
 def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path) -> FitResult:
@@ -83,6 +98,8 @@ def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path)
                 "spec_augment_args": {"time_mask": 10, "freq_mask": 13},
                 "background_noise": "auto",
                 "noise_snr_db": [5.0, 25.0],
+                "augment": opts.augment,
+                "holdout": opts.holdout_spec(),
             },
             "optim": {
                 "lr": opts.lr,
@@ -101,10 +118,15 @@ def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path)
 
 
 def featurize_subset(
-    root: Path, words: list[str], fe: FrontendConfig, subset: str, limit: int | None = None
+    root: Path, words: list[str], fe: FrontendConfig, subset: str, limit: int | None = None, holdout: Any = None
 ) -> tuple[torch.Tensor, np.ndarray, list[str]]:
-    """Log-mels (no augmentation), targets and paths of one subset; ``limit`` clips spread over all words."""
-    manifest = get_manifest("speech_commands_v2", root, subset, labels=words)
+    """Log-mels (no augmentation), targets and paths of one subset; ``limit`` clips spread over all words.
+    With ``holdout`` (a ``data.holdout`` mapping) the subsets are those of the held-out split."""
+    if holdout:
+        data = DataConfig(dataset="speech_commands_v2", root=str(root), dataset_args={"labels": words}, holdout=holdout)
+        manifest = holdout_split(data).subsets[subset]
+    else:
+        manifest = get_manifest("speech_commands_v2", root, subset, labels=words)
     if limit is not None:
         manifest.records = manifest.records[:: max(1, len(manifest.records) // limit)][:limit]
     ds = AudioClipDataset(manifest, fe, training=False, on_bad_clip="error")
@@ -177,7 +199,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     phases = ["train", "evaluate", "fuse", "export", "classify", "benchmark", "report"]
     bar = progress_bar(phases, enabled=opts.progress, desc="demo", unit="phase")
     data_name = str(root) if opts.data else "the bundled sample (arinext/assets/keywords10)"
-    results: dict[str, Any] = {"model": opts.model, "words": words, "data": data_name, "frontend": fe.to_dict()}
+    results: dict[str, Any] = {"model": opts.model, "words": words, "data": data_name, "frontend": fe.to_dict(),
+                               "augment": sorted(k for k, v in opts.augment.items() if v)}  # fmt: skip
     timings: dict[str, float] = {}
 
     def phase(name: str) -> None:
@@ -190,23 +213,36 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     phase("train")
     run = train_demo_model(opts, root, words, out / "train")
-    model = run.model.eval()
+    run.model.eval()
     results["train"] = {"best_val_top1": run.best, "best_epoch": run.best_epoch, "epochs": opts.epochs}
     done("train")
 
     phase("evaluate")
-    metrics = evaluate_checkpoint(out / "train" / "best.pt", out / "eval", progress=opts.progress)
+    holdout = opts.holdout_spec()
+    has_engine = any(r.value("engine") for r in get_manifest("speech_commands_v2", root, "testing", labels=words).records)
+    metrics = evaluate_checkpoint(
+        out / "train" / "best.pt", out / "eval", progress=opts.progress, by="engine" if has_engine else None
+    )
     results["test"] = {
         "top1": metrics["training_form"]["top1"],
         "top1_fused": metrics["fused"]["top1"],
         "clips": metrics["clips"],
         "max_abs_prob_diff": metrics["max_abs_prob_diff"],
+        "by_engine": metrics.get("by", {}).get("engine", {}),
     }
+    if holdout:
+        results["holdout"] = {
+            "source": opts.holdout,
+            "heldout_top1": metrics["heldout"]["training_form"]["top1"],
+            "heldout_clips": metrics["heldout"]["clips"],
+            "gap_top1": metrics["gap_top1"],
+            "split": metrics["holdout"],
+        }
     done("evaluate")
 
     phase("fuse")
     best = load(out / "train" / "pretrained")
-    x, y, paths = featurize_subset(root, words, fe, "testing")
+    x, y, paths = featurize_subset(root, words, fe, "testing", holdout=holdout)
     forms = {
         "training form": best,
         "fused (paper)": reparameterize_model(best),
@@ -235,7 +271,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     session = onnx_session(out / "model.onnx")
     onnx_pred = onnx_logits(session, x.numpy()).argmax(-1)
     # calibration ranges come from training clips; the int8 check runs on the test clips, never calibrated on
-    calib = list(featurize_subset(root, words, fe, "training", limit=128)[0].split(16))
+    calib = list(featurize_subset(root, words, fe, "training", limit=128, holdout=holdout)[0].split(16))
     int8 = quantize_model(best, out / "model.int8.onnx", "static", calib, frontend=fe, labels=words)
     check = check_int8(
         out / "model.onnx", int8.path, list(zip(x.split(64), torch.from_numpy(y).split(64))), source="test clips"
@@ -289,6 +325,24 @@ def _int8_line(e: dict[str, Any]) -> str:
     )
 
 
+def _source_lines(r: dict[str, Any]) -> list[str]:
+    """The report's "by source" table: unseen speakers per engine and, with a held-out source, its accuracy."""
+    by, held = r["test"].get("by_engine") or {}, r.get("holdout")
+    if not by and not held:
+        return []
+    lines = ["## Accuracy by source", "", "| source | test clips | top-1 (training form) |", "|---|---:|---:|"]
+    lines += [f"| {engine}, unseen speakers | {row['clips']} | {row['top1']:.1%} |" for engine, row in by.items()]
+    if held:
+        lines += [
+            f"| all trained-on sources, unseen speakers (in-source) | {r['test']['clips']} | {r['test']['top1']:.1%} |",
+            f"| held-out source {held['source']} (never trained on) | {held['heldout_clips']} | {held['heldout_top1']:.1%} |",
+            "",
+            f"Held out: {held['source']}, and every clip sharing a speaker with it "
+            f"({sum(held['split']['removed_by_closure'].values())} clips). Gap: {100 * held['gap_top1']:.1f} points.",
+        ]
+    return [*lines, ""]
+
+
 def render_report(r: dict[str, Any]) -> str:
     """Markdown report of a :func:`run_demo` result."""
     fe, n_test = r["frontend"], r["test_clips"]
@@ -296,7 +350,8 @@ def render_report(r: dict[str, Any]) -> str:
         "# arinext demo report",
         "",
         f"Model `{r['model']}` trained from scratch for {r['train']['epochs']} epochs on {r['data']} "
-        f"({len(r['words'])} words: {', '.join(r['words'])}), with background noise and SpecAugment. "
+        f"({len(r['words'])} words: {', '.join(r['words'])}), with background noise, SpecAugment"
+        f"{' and waveform augmentation (' + ', '.join(r['augment']) + ')' if r.get('augment') else ''}. "
         f"Front end: {fe['sample_rate']} Hz, {fe['win_ms']:g}/{fe['hop_ms']:g} ms, {fe['n_mels']} mel bands, "
         f"{fe['num_frames']} frames per clip. Test speakers are never seen in training.",
         "",
@@ -324,6 +379,7 @@ def render_report(r: dict[str, Any]) -> str:
         "",
         _int8_line(e),
         "",
+        *_source_lines(r),
         "![training curves](train/curves.png)",
         "",
         "![confusion matrix](eval/confusion.png)",

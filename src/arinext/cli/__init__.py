@@ -29,7 +29,7 @@ from ..version import __version__
 __all__ = ["CLIError", "build_parser", "main"]
 
 # Subcommand modules, in the order ``arinext --help`` lists them.
-_COMMANDS = ["models", "demo", "train", "evaluate", "data", "predict", "events", "export", "reparam", "bench"]
+_COMMANDS = ["models", "demo", "train", "evaluate", "loso", "data", "predict", "events", "export", "reparam", "bench"]
 
 
 class CLIError(Exception):

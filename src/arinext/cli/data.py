@@ -8,16 +8,11 @@ known times in noise (a sound-event test set). See :mod:`arinext.apps.builders`.
 from __future__ import annotations
 
 import argparse
-import logging
 
-from ..apps.builders import build_instruments, build_keywords
-from ..apps.builders.tts import ENGINES, ESPEAK_ACCENTS
-from ..data.vocab import SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
+from ..apps.builders import NoteGrid, build_instruments, build_keywords
+from ..apps.builders.instruments import SOUNDFONTS
+from ..apps.builders.tts import ENGINES, ENGLISH_FESTIVAL_VOICES, ESPEAK_ACCENTS, FESTIVAL_VOICES
 from . import add_parser
-
-log = logging.getLogger(__name__)
-
-_WORD_SETS = {"core": SPEECH_COMMANDS_CORE_WORDS, "all": SPEECH_COMMANDS_V2_WORDS}
 
 
 def _csv(text: str) -> list[str]:
@@ -41,6 +36,21 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+def _clips_per_voice(text: str) -> int | dict[str, int]:
+    """``3`` (every engine) or ``espeak-ng=1,flite=8,festival=8`` (unnamed engines: 1)."""
+    try:
+        if "=" not in text:
+            return int(text)
+        pairs = [item.split("=", 1) for item in _csv(text)]
+        return {engine.strip(): int(n) for engine, n in pairs}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected N or ENGINE=N,ENGINE=N, got {text!r}") from exc
+
+
+def _festival_voices(text: str) -> list[str]:
+    return list(FESTIVAL_VOICES) if text == "all" else list(ENGLISH_FESTIVAL_VOICES) if text == "english" else _csv(text)
+
+
 def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output directory (must be empty or missing unless --force)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -55,11 +65,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     kw = add_parser(data_sub, common, "keywords", help="Speech Commands V2-style keywords from espeak-ng, flite, festival")
     _build_options(kw)
-    kw.add_argument("--words", default="core", help="'core' (10 words), 'all' (35) or a comma list")
+    kw.add_argument(
+        "--words", type=_csv, default=["core"],
+        help="comma list of Speech Commands V2 words and the sets 'core' (10 words) and 'all' (35)",
+    )  # fmt: skip
     kw.add_argument("--engines", type=_csv, default=list(ENGINES), help="comma list of engines")
     kw.add_argument("--accents", type=_csv, default=list(ESPEAK_ACCENTS), help="espeak-ng English accents")
     kw.add_argument("--espeak-voices", type=int, default=None, help="espeak-ng accent x variant voices (default: all)")
-    kw.add_argument("--clips-per-voice", type=int, default=1, help="clips per voice and word")
+    kw.add_argument(
+        "--espeak-random", type=int, default=0,
+        help="extra espeak-ng voices from random variant files (vocal tract, pitch range, voice quality)",
+    )  # fmt: skip
+    kw.add_argument(
+        "--festival-voices", type=_festival_voices, default=list(ENGLISH_FESTIVAL_VOICES),
+        help=f"'english', 'all' (adds accented English from Czech, Italian, Finnish and Catalan voices) or a comma "
+        f"list of {list(FESTIVAL_VOICES)}",
+    )  # fmt: skip
+    kw.add_argument(
+        "--clips-per-voice", type=_clips_per_voice, default=1,
+        help="clips per voice and word: N, or ENGINE=N,... (engines not named: 1), e.g. espeak-ng=1,flite=8,festival=8",
+    )  # fmt: skip
     kw.add_argument("--val-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1)")
     kw.add_argument("--test-speakers", type=float, default=0.1, help="count (>= 1) or fraction (< 1)")
     kw.add_argument("--format", choices=["wav", "flac"], default="wav", help="audio files")
@@ -68,7 +93,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     inst = add_parser(data_sub, common, "instruments", help="NSynth-style notes rendered from GM soundfonts with fluidsynth")
     _build_options(inst)
-    inst.add_argument("--soundfonts", type=_csv, default=["FluidR3Mono_GM"], help="comma list of names or paths")
+    inst.add_argument(
+        "--soundfonts", type=_csv, default=["FluidR3Mono_GM"], help=f"comma list of {list(SOUNDFONTS)} or .sf2/.sf3 paths"
+    )
     inst.add_argument("--programs", type=_ints, default=None, help="GM programs, 0-based (default: all 85)")
     inst.add_argument("--velocities", type=_ints, default=[25, 50, 75, 100, 127], help="MIDI velocities")
     inst.add_argument("--pitch-step", type=int, default=1, help="render every n-th pitch of each range")
@@ -96,28 +123,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run_keywords(args: argparse.Namespace) -> int:
-    words = _WORD_SETS.get(args.words) or _csv(args.words)
     result = build_keywords(
-        args.out, words=words, engines=args.engines, accents=args.accents, num_espeak_voices=args.espeak_voices,
+        args.out, words=args.words, engines=args.engines, accents=args.accents, num_espeak_voices=args.espeak_voices,
         clips_per_voice=args.clips_per_voice, val_speakers=args.val_speakers, test_speakers=args.test_speakers,
         seed=args.seed, jobs=args.jobs, fmt=args.format, noise_seconds=args.noise_seconds, force=args.force,
+        festival_voices=args.festival_voices, espeak_random=args.espeak_random,
     )  # fmt: skip
-    total = sum(result.clips.values())
-    log.info("%d clips in %.1f s (%.1f clips/s); speakers per split %s", total, result.seconds,
-             total / max(result.seconds, 1e-9), result.speakers)  # fmt: skip
-    return 0
+    return 0 if result.total else 1
 
 
 def run_instruments(args: argparse.Namespace) -> int:
-    result = build_instruments(
-        args.out, soundfonts=args.soundfonts, programs=args.programs, velocities=args.velocities,
-        pitch_step=args.pitch_step, valid=args.valid, test=args.test, seed=args.seed, jobs=args.jobs,
-        batch=args.batch, force=args.force,
+    grid = NoteGrid(
+        None if args.programs is None else tuple(args.programs), tuple(args.velocities), args.pitch_step, args.valid,
+        args.test, args.seed,
     )  # fmt: skip
-    total = sum(result.notes.values())
-    log.info("%d notes in %.1f s (%.1f notes/s); per family %s", total, result.seconds,
-             total / max(result.seconds, 1e-9), result.families)  # fmt: skip
-    return 0
+    result = build_instruments(args.out, soundfonts=args.soundfonts, grid=grid, jobs=args.jobs, batch=args.batch,
+                               force=args.force)  # fmt: skip
+    return 0 if result.total else 1
 
 
 def run_events(args: argparse.Namespace) -> int:

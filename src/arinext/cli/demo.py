@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading workers")
     p.add_argument("--bench-runs", type=int, default=defaults.bench_runs, help="timed runs per model")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights, data order and augmentation")
+    p.add_argument(
+        "--holdout", metavar="COLUMN=VALUE", default=None,
+        help="leave one source out, e.g. engine=flite: train without it, report it beside the unseen speakers",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         bench_runs=args.bench_runs,
         seed=args.seed,
         progress=progress_setting(args),
+        holdout=args.holdout,
     )
     r = run_demo(opts)
     n = r["test_clips"]
@@ -61,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'ONNX Runtime int8':<26} {e['int8_accuracy']:>10.1%}  {agree:>10}/{n} of fp32's")
     verdict = "passed" if c["passed"] else f"REFUSED: {c['reason']}"
     print(f"  int8 check: agreement {c['agreement']:.1%}, portable {'yes' if c['portable'] else 'no'} -> {verdict}")
+    if "holdout" in r:
+        h = r["holdout"]
+        print(f"  {'held-out ' + h['source']:<26} {h['heldout_top1']:>10.1%}  ({h['heldout_clips']} clips never trained on)")
     top = r["classify"]["top3"][0]
     print(f"  classifier on {r['classify']['file']}: {top['label']} ({top['score']:.2f})")
     print(f"  {'latency, batch 1':<26} {'median ms':>10}")

@@ -11,7 +11,9 @@ from .train import add_overrides
 HELP = "evaluate a checkpoint (training form and fused form) on a test subset"
 DESCRIPTION = (
     "Writes OUT/metrics.json, OUT/per_class*.csv and OUT/confusion*.png. The data comes from the recipe stored "
-    "with the checkpoint; --set data.root=... (and data.dataset=...) point it elsewhere."
+    "with the checkpoint; --set data.root=... (and data.dataset=...) point it elsewhere. A leave-one-source-out "
+    "checkpoint (data.holdout in its recipe) is also tested on the held-out source (OUT/heldout/), side by side "
+    "with the in-source test clips."
 )
 
 
@@ -22,6 +24,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument(
         "--subset", choices=("training", "validation", "testing"), help="default: the recipe's data.test_subset"
     )
+    p.add_argument(
+        "--by",
+        metavar="COLUMN",
+        help="also report top-1 per value of a metadata column of the clips (engine, voice, soundfont_family, "
+        "a CSV column)",
+    )
     add_overrides(p)
     p.set_defaults(func=run)
 
@@ -30,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.evaluation import evaluate_checkpoint
 
     content = evaluate_checkpoint(
-        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args)
+        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args), by=args.by
     )
-    forms = [k for k in ("training_form", "fused") if k in content]
-    print(json.dumps({k: content[k] for k in (*forms, "max_abs_prob_diff", "clips") if k in content}, indent=2))
+    keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1")
+    print(json.dumps({k: content[k] for k in keys if k in content}, indent=2))
     return 0

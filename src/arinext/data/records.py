@@ -26,6 +26,7 @@ __all__ = [
     "class_id",
     "csv_rows",
     "label_index",
+    "meta_pairs",
     "require_root",
 ]
 
@@ -48,6 +49,9 @@ class ClipRecord:
         start, end: seconds inside the file (``None``: its start / end).
         key: HDF5 dataset key (the video id for EPIC); ``None`` for plain audio files.
         group: speaker, fold or video id, for reporting and grouped splits.
+        meta: where the clip comes from, as ``(column, value)`` string pairs: e.g. the engine, voice
+            and speaker of a built keyword clip, the soundfont of a rendered note, the extra columns
+            of a CSV manifest. Leave-one-source-out evaluation holds out clips by these columns.
     """
 
     path: str
@@ -56,6 +60,14 @@ class ClipRecord:
     end: float | None = None
     key: str | None = None
     group: str | None = None
+    meta: tuple[tuple[str, str], ...] = ()
+
+    def value(self, column: str) -> str | None:
+        """The ``meta`` value of ``column``, or ``None`` when the clip does not have it."""
+        for key, val in self.meta:
+            if key == column:
+                return val
+        return None
 
     @property
     def source(self) -> str:
@@ -237,6 +249,19 @@ def build_manifest(
         out_labels = list(labels)
     log.debug("%s: %d clips", source, len(records))
     return Manifest(records, out_labels, multi_label=multi_label, source=str(source), pad_mode=pad_mode)
+
+
+def meta_pairs(row: Mapping[str, object], skip: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """A row's non-empty scalar fields (but ``skip``) as sorted ``(column, value)`` string pairs for
+    :attr:`ClipRecord.meta`."""
+    out = []
+    for key, value in row.items():
+        if key is None or key in skip or value is None or isinstance(value, (list, dict)):
+            continue
+        text = str(value).strip()
+        if text:
+            out.append((str(key), text))
+    return tuple(sorted(out))
 
 
 def csv_rows(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[str, dict[str, str]]]:

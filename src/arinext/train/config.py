@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from ..audio.waveaug import check_augment_spec
+from ..data.holdout import holdout_from_dict
 from ..models import is_model, list_models
 
 __all__ = [
@@ -43,7 +45,7 @@ __all__ = [
 SUBSETS = ("training", "validation", "testing")
 _BAD_CLIP_POLICIES = ("error", "skip")
 # Free-form mappings: their sub-keys are checked by the component that receives them.
-_OPEN_DICTS = {"model_args", "dataset_args", "frontend", "spec_augment_args"}
+_OPEN_DICTS = {"model_args", "dataset_args", "frontend", "spec_augment_args", "augment", "holdout"}
 
 
 @dataclass
@@ -70,6 +72,13 @@ class DataConfig:
             (``"auto"``: the dataset's ``_background_noise_`` folder); ``None`` turns it off.
         noise_snr_db: ``[low, high]`` SNR range in dB for the background noise.
         noise_p: probability that a training clip gets background noise.
+        augment: waveform augmentation of training clips, ``{name: options | true | false}`` with names
+            ``speed pitch shift reverb gain eq bandlimit clipping mp3`` (:mod:`arinext.audio.waveaug`;
+            the libraries come with ``pip install 'arinext[augment]'``); empty: none.
+        holdout: leave one source out (:mod:`arinext.data.holdout`): ``{column: engine, values: [flite],
+            closure: [speaker]}`` trains and validates without the clips whose metadata ``column`` is one
+            of ``values`` (and without every clip sharing a ``closure`` value with them); evaluation then
+            reports the in-source test clips and the held-out source side by side. Empty: off.
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
         on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
         cache_dir: feature cache directory passed to the dataset, or ``None``.
@@ -92,6 +101,8 @@ class DataConfig:
     background_noise: str | None = None
     noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 20.0])
     noise_p: float = 0.8
+    augment: dict[str, Any] = field(default_factory=dict)
+    holdout: dict[str, Any] = field(default_factory=dict)
     test_views: int | None = None
     on_bad_clip: str = "skip"
     cache_dir: str | None = None
@@ -207,6 +218,9 @@ class TrainConfig:
             raise ValueError("data.batch_size and data.eval_batch_size must be positive")
         if d.num_workers is not None and d.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0 (or null for automatic), got {d.num_workers}")
+        check_augment_spec(d.augment)
+        if d.holdout:
+            holdout_from_dict(d.holdout)
         if d.test_views is not None and d.test_views < 1:
             raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:

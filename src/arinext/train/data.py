@@ -7,6 +7,7 @@ is the frequency band that carries energy: separable, instant to load, for smoke
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..audio.frontend import FrontendConfig, get_preset
 from ..data import Manifest
+from ..data.holdout import HOLDOUT_SUBSETS, HoldoutSplit, holdout_from_dict, split_holdout
 from .config import DataConfig, default_num_workers
 from .distributed import DistInfo
 
@@ -28,6 +30,7 @@ __all__ = [
     "build_loader",
     "check_trainable",
     "describe_labels",
+    "holdout_split",
 ]
 
 _log = logging.getLogger(__name__)
@@ -137,12 +140,44 @@ def describe_labels(labels: Any) -> int | dict[str, int]:
     return {k: len(v) for k, v in labels.items()} if isinstance(labels, dict) else len(labels)
 
 
-def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, labels: Any = None) -> DataBundle:
-    """Dataset of ``subset`` (``"training" | "validation" | "testing"``) as configured by ``data``.
+_HOLDOUT_SPLITS: dict[str, HoldoutSplit] = {}
 
-    Training datasets return one random crop (with SpecAugment when ``data.spec_augment``); evaluation
-    datasets return ``views`` uniform crops (``data.test_views``, else the preset's). With ``labels`` (a
-    model's class names) the targets index into them, matched by name (:meth:`arinext.data.Manifest.relabel`).
+
+def holdout_split(data: DataConfig) -> HoldoutSplit:
+    """The held-out split of ``data.holdout`` (:func:`arinext.data.holdout.split_holdout`), computed once
+    per process for a given dataset and holdout."""
+    from ..data import get_manifest
+
+    key = json.dumps([data.dataset, data.root, data.dataset_args, data.holdout], sort_keys=True, default=str)
+    if key not in _HOLDOUT_SPLITS:
+        manifests = {s: get_manifest(data.dataset, data.root, s, **data.dataset_args) for s in HOLDOUT_SUBSETS[:3]}
+        split = split_holdout(manifests, holdout_from_dict(data.holdout))
+        _log.info("holding out %s: %s", split.holdout.describe(), split.summary())
+        _HOLDOUT_SPLITS.clear()  # one dataset at a time
+        _HOLDOUT_SPLITS[key] = split
+    return _HOLDOUT_SPLITS[key]
+
+
+def _manifest(data: DataConfig, subset: str) -> Manifest:
+    from ..data import get_manifest
+
+    if data.holdout:
+        return holdout_split(data).subsets[subset]
+    if subset == "heldout":
+        raise ValueError("the 'heldout' subset needs data.holdout (a column and the value(s) to hold out)")
+    return get_manifest(data.dataset, data.root, subset, **data.dataset_args)
+
+
+def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, labels: Any = None) -> DataBundle:
+    """Dataset of ``subset`` (``"training" | "validation" | "testing"``, and ``"heldout"`` with
+    ``data.holdout``) as configured by ``data``.
+
+    Training datasets return one random crop (with the waveform augmentations of ``data.augment``,
+    background noise and SpecAugment as configured); evaluation datasets return ``views`` uniform crops
+    (``data.test_views``, else the preset's). With ``data.holdout`` the subsets are those of
+    :func:`holdout_split`: the held-out source is left out of training, validation and testing, and is
+    the ``"heldout"`` subset. With ``labels`` (a model's class names) the targets index into them, matched
+    by name (:meth:`arinext.data.Manifest.relabel`).
     """
     frontend = _frontend(data)
     views = 1 if training else (data.test_views or frontend.test_views)
@@ -155,13 +190,13 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
             raise ValueError(f"synthetic data has classes {ds.labels}, the model {list(labels)}")
         return DataBundle(ds, ds.labels, ds.num_classes, False, frontend, views, subset=subset)
 
-    from ..data import AudioClipDataset, get_manifest
+    from ..data import AudioClipDataset
 
     if not data.root:
         raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
-    manifest = get_manifest(data.dataset, data.root, subset, **kwargs)
+    manifest = _manifest(data, subset)
     if not manifest.records:
-        raise ValueError(f"{data.root}: the {subset} subset of {data.dataset!r} has no clips")
+        raise ValueError(f"{manifest.source or data.root}: the {subset} subset of {data.dataset!r} has no clips")
     if labels is not None:
         manifest = manifest.relabel(labels)
     spec_augment, noise = None, None
@@ -175,6 +210,11 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
         folder = Path(data.root) / "_background_noise_" if data.background_noise == "auto" else Path(data.background_noise)
         low, high = data.noise_snr_db
         noise = BackgroundNoise(folder, frontend.sample_rate, snr_db=(low, high), p=data.noise_p, seed=seed)
+    transform = None
+    if training:
+        from ..audio.waveaug import build_waveform_augment
+
+        transform = build_waveform_augment(data.augment, frontend.sample_rate, noise)
     ds = AudioClipDataset(
         manifest,
         frontend,
@@ -182,7 +222,7 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
         views=views,
         on_bad_clip=data.on_bad_clip,
         spec_augment=spec_augment,
-        waveform_transform=noise,
+        waveform_transform=transform,
         cache_dir=data.cache_dir,
         seed=seed,
     )

@@ -11,7 +11,10 @@ says by how much (``max_abs_prob_diff``). Every clip is accounted for: with ``da
 (the default here) an unreadable clip stops the evaluation naming the file; with ``skip`` the skipped
 clips are counted and listed in ``metrics.json`` and ``clips`` is the number actually scored. Output::
 
-    metrics.json            {"training_form": {...}, "fused": {...}, "max_abs_prob_diff": ..., "clips": ...}
+    metrics.json            {"training_form": {...}, "fused": {...}, "max_abs_prob_diff": ..., "clips": ...,
+                             "by": {COLUMN: {value: {"clips", "top1"}}} with --by,
+                             "heldout": {...}, "holdout": {...}, "gap_top1": ... for a leave-one-source-out run}
+    heldout/                the held-out source's own report (a leave-one-source-out run)
     per_class.csv           per-class support, accuracy, AP, AUC (per_class_verb.csv, ... for several heads)
     confusion.png           confusion matrix, counts and row-normalised (confusion_verb.png, ...)
 """
@@ -22,12 +25,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..checkpoints import load, model_labels
 from ..layers.reparam import fold_state, reparameterize_model
 from .config import TrainConfig, apply_overrides, config_from_dict
-from .data import build_dataset, build_loader
+from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
 from .engine import bf16_supported, predict
 from .report import write_eval_report
@@ -61,12 +65,67 @@ def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> T
     return cfg
 
 
+def _by_source(bundle: Any, prediction: Any, column: str) -> dict[str, dict[str, float | int]]:
+    """Top-1 per value of a metadata column (single-label tasks)."""
+    from ..data.holdout import per_source_accuracy
+
+    if not isinstance(prediction.scores, torch.Tensor) or prediction.targets.dim() != 1:
+        raise ValueError(f"--by {column}: per-source accuracy needs a single-label, single-head task")
+    records = [bundle.manifest.records[int(i)] for i in prediction.indices]
+    correct = (prediction.scores.argmax(-1) == prediction.targets).tolist()
+    if all(r.value(column) is None for r in records):
+        found = sorted({k for r in records for k, _ in r.meta})
+        raise ValueError(f"--by {column}: no clip has the metadata column {column!r}; columns found: {found}")
+    return per_source_accuracy(records, correct, column)
+
+
+def _evaluate_subset(
+    model: nn.Module, cfg: TrainConfig, labels: Any, subset: str, info: Any, progress: bool | None, by: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both forms on one subset: their results, and what ``metrics.json`` says about the subset (clips,
+    skipped clips, views, the forms' largest probability difference, the ``by`` table)."""
+    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
+    d = cfg.data
+    loader, _ = build_loader(bundle.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
+    task = make_task(bundle.num_classes, bundle.labels, bundle.multi_label)
+    forms = {"training_form": model, "fused": reparameterize_model(model)}
+    if fold_state(model) is not None:  # stored fused: there is no training form to compare with
+        forms = {"fused": model}
+    amp = cfg.amp and bf16_supported(info.device)
+    scores, results, skipped, by_source = {}, {}, [], {}
+    for name, net in forms.items():
+        prediction = predict(net, loader, task, info.device, amp, progress, desc=f"{name} ({subset})")
+        scores[name] = prediction.scores
+        results[name] = task.evaluate(prediction.scores, prediction.targets)
+        skipped = prediction.skipped
+        if by and not by_source:
+            by_source = _by_source(bundle, prediction, by)
+    diff = _max_diff(scores["training_form"], scores["fused"]) if len(forms) == 2 else 0.0
+    if skipped:
+        _log.warning("%d clip(s) skipped as unreadable, e.g. %s", len(skipped), "; ".join(skipped[:3]))
+    tol = 1e-2 if amp else 1e-3
+    if diff > tol:
+        raise ValueError(f"training and fused forms disagree: max |dp| = {diff:.3g} > {tol:g}")
+    about: dict[str, Any] = {
+        "max_abs_prob_diff": diff,
+        "subset": subset,
+        "views": bundle.views,
+        "clips": len(bundle.dataset) - len(skipped),  # type: ignore[arg-type]
+        "skipped_clips": len(skipped),
+        "skipped_examples": skipped[:10],
+    }
+    if by:
+        about["by"] = {by: by_source}
+    return results, about
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     overrides: list[str] | None = None,
     subset: str | None = None,
     progress: bool | None = None,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """Multi-view test of ``checkpoint`` on its recipe's test subset (training and fused form).
 
@@ -76,6 +135,13 @@ def evaluate_checkpoint(
         overrides: ``--set`` style changes to the stored config (``data.root=...``, ``data.test_views=5``).
         subset: evaluate this subset instead of the config's ``data.test_subset``.
         progress: progress bars (``None``: on a terminal only).
+        by: a metadata column (``engine``, ``soundfont_family``, a CSV column): also report top-1 per
+            value of it (``metrics.json`` ``"by"``).
+
+    With ``data.holdout`` in the recipe (a leave-one-source-out run), the in-source test subset and the
+    held-out source are both evaluated: ``metrics.json`` gets ``"heldout"`` (its metrics and clip
+    count), ``"holdout"`` (the split) and ``"gap_top1"`` (in-source minus held-out top-1), and the
+    held-out source's own report goes to ``OUT/heldout/``.
 
     Returns:
         The content of ``metrics.json``.
@@ -94,38 +160,19 @@ def evaluate_checkpoint(
     cfg = evaluation_config(model, overrides)
     info = init_distributed(cfg.device)
     subset = subset or cfg.data.test_subset
-    bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
-    d = cfg.data
-    loader, _ = build_loader(bundle.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
-    task = make_task(bundle.num_classes, bundle.labels, bundle.multi_label)
     model.to(info.device).eval()
-    forms = {"training_form": model, "fused": reparameterize_model(model)}
-    if fold_state(model) is not None:  # stored fused: there is no training form to compare with
-        forms = {"fused": model}
-    amp = cfg.amp and bf16_supported(info.device)
-    scores, results, skipped = {}, {}, []
-    for name, net in forms.items():
-        prediction = predict(net, loader, task, info.device, amp, progress, desc=name)
-        scores[name] = prediction.scores
-        results[name] = task.evaluate(prediction.scores, prediction.targets)
-        skipped = prediction.skipped
-    diff = _max_diff(scores["training_form"], scores["fused"]) if len(forms) == 2 else 0.0
-    if skipped:
-        _log.warning("%d clip(s) skipped as unreadable, e.g. %s", len(skipped), "; ".join(skipped[:3]))
-    extra = {
-        "max_abs_prob_diff": diff,
-        "checkpoint": str(checkpoint),
-        "epoch": model.pretrained_cfg.get("epoch"),  # type: ignore[union-attr]
-        "dataset": cfg.data.dataset,
-        "subset": subset,
-        "views": bundle.views,
-        "clips": len(bundle.dataset) - len(skipped),  # type: ignore[arg-type]
-        "skipped_clips": len(skipped),
-        "skipped_examples": skipped[:10],
-    }
+    results, about = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
+    run = {"checkpoint": str(checkpoint), "epoch": model.pretrained_cfg.get("epoch"), "dataset": cfg.data.dataset}  # type: ignore[union-attr]
+    extra = {**run, **about}
+    if cfg.data.holdout and subset != "heldout":
+        held, held_about = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)
+        held_content = write_eval_report(held, Path(out_dir) / "heldout", {**run, **held_about}) if info.is_main else {}
+        first = next(iter(results))
+        extra.update(
+            heldout={k: held_content.get(k) for k in (*held, "clips", "skipped_clips", "by") if k in held_content},
+            holdout=holdout_split(cfg.data).summary(),
+            gap_top1=results[first].summary["top1"] - held[first].summary["top1"],
+        )
     content = write_eval_report(results, out_dir, extra) if info.is_main else {}
-    tol = 1e-2 if amp else 1e-3
-    if diff > tol:
-        raise ValueError(f"training and fused forms disagree: max |dp| = {diff:.3g} > {tol:g}")
     _log.info("%s: %s", subset, {k: round(v, 4) for k, v in results[next(iter(results))].summary.items()})
     return content

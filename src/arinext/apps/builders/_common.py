@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,9 @@ __all__ = [
     "AUDIO_FORMATS",
     "BUILD_MARKER",
     "BuildError",
+    "BuildResult",
     "DatasetExistsError",
+    "EngineCrashError",
     "EngineNotFoundError",
     "parallel_map",
     "prepare_output",
@@ -48,12 +51,48 @@ class BuildError(RuntimeError):
     """A synthesis or rendering step failed; the message names the voice/word or program/note."""
 
 
+class EngineCrashError(BuildError):
+    """An engine process was killed by a signal (e.g. festival's segmentation fault on some inputs)."""
+
+
 class EngineNotFoundError(BuildError):
     """A speech engine, synthesizer or soundfont is missing; the message names the Debian package."""
 
 
 class DatasetExistsError(BuildError):
     """The output directory already holds files and ``force`` was not given."""
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote.
+
+    Attributes:
+        root: the dataset folder.
+        unit: what was made (``"clip"``, ``"note"``).
+        splits: items per split (``training``, ``validation``, ``testing``).
+        groups: a second count: speakers per split (keywords), notes per family (instruments).
+        flagged: items worth a word, e.g. ``{"cropped": 3}`` or ``{"silent renders skipped": 12}``.
+        seconds: wall-clock time of the build.
+    """
+
+    root: Path
+    unit: str
+    splits: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.splits.values())
+
+    def summary(self) -> str:
+        """``"N clips in T s (R clips/s): {per split}; {groups}; flagged"`` for the log."""
+        rate = self.total / max(self.seconds, 1e-9)
+        flags = "".join(f"; {n} {what}" for what, n in self.flagged.items())
+        return (f"{self.total} {self.unit}s in {self.seconds:.1f} s ({rate:.1f} {self.unit}s/s): {self.splits}; "
+                f"{self.groups}{flags}")  # fmt: skip
 
 
 def require_tool(binary: str, debian_package: str) -> str:
@@ -84,7 +123,8 @@ def run_tool(args: Sequence[str], what: str, stdin: str | None = None, timeout: 
         raise BuildError(f"{what}: could not run {args[0]} ({exc})") from exc
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise BuildError(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: {' | '.join(detail)}")
+        error = EngineCrashError if proc.returncode < 0 else BuildError
+        raise error(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: {' | '.join(detail)}")
     return proc.stdout
 
 

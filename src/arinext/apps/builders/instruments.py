@@ -14,8 +14,18 @@ our reading of the GM program names. A note is split by a seeded hash of (progra
 so the same note from two soundfonts (near copies of one sample lineage) never lands in two splits.
 Silent renders (some presets are mute at some pitch/velocity) are skipped.
 
-Soundfonts (MIT): ``FluidR3Mono_GM`` (Debian ``fluidr3mono-gm-soundfont``), ``FluidR3_GM``
-(``fluid-soundfont-gm``), ``MuseScore_General`` (``musescore-general-soundfont``).
+Soundfonts (:data:`SOUNDFONTS`), with their sample *family* (lineage), which ``examples.json`` records as
+``soundfont_family`` so that a model can be trained on one family and tested on another
+(``arinext loso ... --column soundfont_family``):
+
+- family ``fluid-r3``: ``FluidR3Mono_GM`` (Debian ``fluidr3mono-gm-soundfont``), ``FluidR3_GM``
+  (``fluid-soundfont-gm``) and ``MuseScore_General`` (``musescore-general-soundfont``), all MIT: one
+  sample lineage (MuseScore General is an adaptation of Fluid R3 Mono, says its copyright file), so
+  holding out one of them is not a new source;
+- family ``timgm6mb``: ``TimGM6mb`` (``timgm6mb-soundfont``, GPL-2; Tim Brechbill's own and public-domain
+  samples, 6 MB);
+- family ``csound-gm``: ``CsoundGM`` (``csound-soundfont``, the Csound project's ``sf_GMbank.sf2``, a
+  "GM GS Bank" marked Public Domain in its own header; the Debian package is LGPL-2.1+, 4 MB).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +46,7 @@ import soundfile as sf
 from ...audio.io import resample
 from ...data.vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS, NSYNTH_SOURCES
 from ._common import (
+    BuildResult,
     EngineNotFoundError,
     parallel_map,
     prepare_output,
@@ -49,8 +60,8 @@ __all__ = [
     "GM_PROGRAMS",
     "SOUNDFONTS",
     "VELOCITIES",
-    "InstrumentsBuild",
     "Note",
+    "NoteGrid",
     "build_instruments",
     "find_soundfont",
     "midi_file",
@@ -92,11 +103,14 @@ GM_PROGRAMS: dict[int, tuple[str, str, tuple[int, int]]] = {
     for p in programs
 }
 
-#: Soundfont name -> (file, Debian package). Named explicitly: the sf2 folders can hold drum-only fonts.
+#: Soundfont name -> (file, Debian package, sample family). Named explicitly: the sf2 folders can hold
+#: drum-only fonts. Fonts of one family share samples: hold out a family, not a font.
 SOUNDFONTS = {
-    "FluidR3Mono_GM": ("/usr/share/sounds/sf3/FluidR3Mono_GM.sf3", "fluidr3mono-gm-soundfont"),
-    "FluidR3_GM": ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm"),
-    "MuseScore_General": ("/usr/share/sounds/sf3/MuseScore_General.sf3", "musescore-general-soundfont"),
+    "FluidR3Mono_GM": ("/usr/share/sounds/sf3/FluidR3Mono_GM.sf3", "fluidr3mono-gm-soundfont", "fluid-r3"),
+    "FluidR3_GM": ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm", "fluid-r3"),
+    "MuseScore_General": ("/usr/share/sounds/sf3/MuseScore_General.sf3", "musescore-general-soundfont", "fluid-r3"),
+    "TimGM6mb": ("/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont", "timgm6mb"),
+    "CsoundGM": ("/usr/share/sounds/sf2/sf_GMbank.sf2", "csound-soundfont", "csound-gm"),
 }
 
 _RENDER_SR = 44100
@@ -127,17 +141,6 @@ class Note:
         return 128 * self.font + self.program
 
 
-@dataclass
-class InstrumentsBuild:
-    """What a build wrote: notes per split and family, and how many renders were silent."""
-
-    root: Path
-    notes: dict[str, int] = field(default_factory=dict)
-    families: dict[str, int] = field(default_factory=dict)
-    silent: int = 0
-    seconds: float = 0.0
-
-
 def find_soundfont(name: str) -> Path:
     """Resolve a soundfont name of :data:`SOUNDFONTS` (or a path to an .sf2/.sf3 file).
 
@@ -145,7 +148,7 @@ def find_soundfont(name: str) -> Path:
         EngineNotFoundError: the soundfont is not installed (names the Debian package).
     """
     if name in SOUNDFONTS:
-        path, package = SOUNDFONTS[name]
+        path, package, _ = SOUNDFONTS[name]
         if not Path(path).is_file():
             raise EngineNotFoundError(
                 f"soundfont {name} ({path}) is not installed; install it with: apt-get install {package}"
@@ -163,33 +166,49 @@ def _split_of(program: int, pitch: int, velocity: int, seed: int, valid: float, 
     return "testing" if u < test else "validation" if u < test + valid else "training"
 
 
-def plan_notes(
-    fonts: Sequence[str],
-    programs: Sequence[int] | None = None,
-    velocities: Sequence[int] = VELOCITIES,
-    pitch_step: int = 1,
-    valid: float = 0.1,
-    test: float = 0.1,
-    seed: int = 0,
-) -> list[Note]:
-    """Every (soundfont, program, pitch in the program's range every ``pitch_step``, velocity) note."""
-    programs = sorted(GM_PROGRAMS) if programs is None else list(programs)
-    unknown = [p for p in programs if p not in GM_PROGRAMS]
-    if unknown:
-        raise ValueError(f"GM programs {unknown} have no NSynth family; choose from {sorted(GM_PROGRAMS)}")
-    if pitch_step < 1 or not velocities or any(not 1 <= v <= 127 for v in velocities):
-        raise ValueError(f"need pitch_step >= 1 and velocities in 1..127, got {pitch_step}, {list(velocities)}")
-    if valid < 0 or test < 0 or valid + test >= 1:
-        raise ValueError(f"valid and test fractions must be >= 0 and sum below 1, got {valid}, {test}")
+@dataclass(frozen=True)
+class NoteGrid:
+    """Which notes to render from each soundfont, and how they are split.
+
+    Args:
+        programs: GM programs (0-based); ``None``: all 85 of :data:`GM_PROGRAMS`.
+        velocities: MIDI velocities (NSynth uses 25, 50, 75, 100, 127).
+        pitch_step: every ``pitch_step``-th pitch of each program's range.
+        valid, test: fractions of (program, pitch, velocity) triples per split.
+        seed: seeds the split hash.
+    """
+
+    programs: tuple[int, ...] | None = None
+    velocities: tuple[int, ...] = VELOCITIES
+    pitch_step: int = 1
+    valid: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        programs = sorted(GM_PROGRAMS) if self.programs is None else list(self.programs)
+        unknown = [p for p in programs if p not in GM_PROGRAMS]
+        if unknown:
+            raise ValueError(f"GM programs {unknown} have no NSynth family; choose from {sorted(GM_PROGRAMS)}")
+        if self.pitch_step < 1 or not self.velocities or any(not 1 <= v <= 127 for v in self.velocities):
+            raise ValueError(
+                f"need pitch_step >= 1 and velocities in 1..127, got {self.pitch_step}, {list(self.velocities)}"
+            )
+        if self.valid < 0 or self.test < 0 or self.valid + self.test >= 1:
+            raise ValueError(f"valid and test fractions must be >= 0 and sum below 1, got {self.valid}, {self.test}")
+
+
+def plan_notes(fonts: Sequence[str], grid: NoteGrid = NoteGrid()) -> list[Note]:
+    """Every (soundfont, program, pitch in the program's range every ``pitch_step``, velocity) note of ``grid``."""
+    programs = sorted(GM_PROGRAMS) if grid.programs is None else list(grid.programs)
     notes = []
     for font, name in enumerate(fonts):
         for program in programs:
             lo, hi = GM_PROGRAMS[program][2]
-            for pitch in range(lo, hi + 1, pitch_step):
-                for vel in velocities:
-                    notes.append(
-                        Note(font, name, program, pitch, vel, _split_of(program, pitch, vel, seed, valid, test))
-                    )
+            for pitch in range(lo, hi + 1, grid.pitch_step):
+                for vel in grid.velocities:
+                    split = _split_of(program, pitch, vel, grid.seed, grid.valid, grid.test)
+                    notes.append(Note(font, name, program, pitch, vel, split))
     return notes
 
 
@@ -267,35 +286,31 @@ def _examples_entry(note: Note) -> dict[str, object]:
         "sample_rate": 16000,
         "program": note.program,
         "soundfont": note.font_name,
+        "soundfont_family": SOUNDFONTS[note.font_name][2] if note.font_name in SOUNDFONTS else note.font_name,
     }
 
 
 def build_instruments(
     root: str | Path,
     soundfonts: Sequence[str] = ("FluidR3Mono_GM",),
-    programs: Sequence[int] | None = None,
-    velocities: Sequence[int] = VELOCITIES,
-    pitch_step: int = 1,
-    valid: float = 0.1,
-    test: float = 0.1,
-    seed: int = 0,
+    grid: NoteGrid = NoteGrid(),
     jobs: int = 1,
     batch: int = 200,
     force: bool = False,
-) -> InstrumentsBuild:
+) -> BuildResult:
     """Render NSynth-style instrument notes into ``root``.
 
     Args:
         root: output directory; must be empty or missing unless ``force``.
-        soundfonts: names of :data:`SOUNDFONTS` or paths to .sf2/.sf3 files.
-        programs: GM programs (0-based) to render; default all 85 of :data:`GM_PROGRAMS`.
-        velocities: MIDI velocities (NSynth uses 25, 50, 75, 100, 127).
-        pitch_step: render every ``pitch_step``-th pitch of each program's range.
-        valid, test: fractions of (program, pitch, velocity) triples per split.
-        seed: seeds the split hash.
+        soundfonts: names of :data:`SOUNDFONTS` or paths to .sf2/.sf3 files (a path is its own family).
+        grid: the notes and their split (:class:`NoteGrid`).
         jobs: parallel fluidsynth processes.
         batch: notes per fluidsynth run (the soundfont is loaded once per run).
         force: replace an earlier build in ``root``.
+
+    Returns:
+        A :class:`~arinext.apps.builders.BuildResult`: notes per split, notes per family (``groups``),
+        silent renders skipped (``flagged``).
 
     Raises:
         EngineNotFoundError: fluidsynth or a soundfont is missing (names the Debian package).
@@ -304,14 +319,15 @@ def build_instruments(
     """
     require_tool("fluidsynth", "fluidsynth")
     paths = [find_soundfont(name) for name in soundfonts]
-    notes = plan_notes(soundfonts, programs, velocities, pitch_step, valid, test, seed)
+    notes = plan_notes(soundfonts, grid)
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     start = time.perf_counter()
     root = prepare_output(root, force)
     info = {
-        "builder": "instruments", "soundfonts": list(soundfonts), "programs": programs, "velocities": list(velocities),
-        "pitch_step": pitch_step, "valid": valid, "test": test, "seed": seed,
+        "builder": "instruments", "soundfonts": list(soundfonts),
+        "programs": None if grid.programs is None else list(grid.programs), "velocities": list(grid.velocities),
+        "pitch_step": grid.pitch_step, "valid": grid.valid, "test": grid.test, "seed": grid.seed,
     }  # fmt: skip
     write_build_info(root, {**info, "complete": False})
     # Batches never mix soundfonts; a smaller batch keeps every job busy on small builds.
@@ -324,15 +340,16 @@ def build_instruments(
             lambda b: _render_batch(b, paths[b[0].font], root, Path(tmp)), batches, jobs, desc="instruments", unit="run"
         )
     kept = [note for result in done for note, ok in result if ok]
-    result = InstrumentsBuild(root, silent=len(notes) - len(kept), seconds=time.perf_counter() - start)
+    result = BuildResult(root, "note", seconds=time.perf_counter() - start)
+    result.flagged["silent renders skipped"] = len(notes) - len(kept)
     for split, folder in NSYNTH_FOLDERS.items():
         entries = {n.note_str: _examples_entry(n) for n in kept if n.split == split}
         (root / folder).mkdir(exist_ok=True)
         (root / folder / "examples.json").write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
-        result.notes[split] = len(entries)
+        result.splits[split] = len(entries)
     for note in kept:
         family = GM_PROGRAMS[note.program][0]
-        result.families[family] = result.families.get(family, 0) + 1
+        result.groups[family] = result.groups.get(family, 0) + 1
     write_build_info(root, {**info, "complete": True})
-    log.info("wrote %s notes in %.1f s (%d silent renders skipped)", result.notes, result.seconds, result.silent)
+    log.info("wrote %s", result.summary())
     return result

@@ -6,7 +6,7 @@ Layout (the real dataset's, so the Speech Commands adapter reads it unchanged)::
     ROOT/validation_list.txt                       paths relative to ROOT, one per line
     ROOT/testing_list.txt                          (training = every other clip)
     ROOT/_background_noise_/{white,pink,brown}_noise.<ext>
-    ROOT/manifest.csv                              path,label,engine,voice,speaker,params,split
+    ROOT/manifest.csv                              path,label,engine,voice,speaker,method,language,params,split
     ROOT/BUILD.json                                build parameters
 
 ``<speaker>`` is 8 hex digits of the SHA-1 of the modelled speaker (see :mod:`.tts`), as in Speech
@@ -21,27 +21,48 @@ from generators seeded by ``(seed, voice, word, clip index)``, so a build does n
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...audio.io import resample
 from ...data.records import SUBSETS
-from ...data.vocab import SPEECH_COMMANDS_CORE_WORDS
-from ._common import AUDIO_FORMATS, BuildError, parallel_map, prepare_output, stable_rng, write_build_info, write_clip
+from ...data.vocab import SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
+from ._common import (
+    AUDIO_FORMATS,
+    BuildError,
+    BuildResult,
+    parallel_map,
+    prepare_output,
+    stable_rng,
+    write_build_info,
+    write_clip,
+)
 from .noise import write_background_noise
-from .tts import ESPEAK_ACCENTS, Voice, draw_params, list_voices, synthesize
+from .tts import (
+    ENGINES,
+    ENGLISH_FESTIVAL_VOICES,
+    ESPEAK_ACCENTS,
+    Voice,
+    draw_params,
+    espeak_data_path,
+    espeak_random_voices,
+    list_voices,
+    synthesize,
+)
 
 __all__ = [
-    "KeywordsBuild",
+    "WORD_SETS",
     "assign_splits",
     "build_keywords",
+    "check_words",
     "finish_clip",
     "select_voices",
     "speaker_id",
@@ -55,15 +76,26 @@ _FADE_S = 0.01
 _LEVEL_DBFS = (-12.0, -1.0)
 
 
-@dataclass
-class KeywordsBuild:
-    """What a build wrote: clip counts and speakers per split, and how many clips were cropped."""
+#: Names that stand for word lists in :func:`check_words` (and ``--words``).
+WORD_SETS = {"core": SPEECH_COMMANDS_CORE_WORDS, "all": SPEECH_COMMANDS_V2_WORDS}
 
-    root: Path
-    clips: dict[str, int] = field(default_factory=dict)
-    speakers: dict[str, int] = field(default_factory=dict)
-    cropped: int = 0
-    seconds: float = 0.0
+
+def check_words(words: Sequence[str]) -> list[str]:
+    """Expand the set names of :data:`WORD_SETS` and check every word against the 35 Speech Commands V2
+    words; raises ``ValueError`` naming an unknown or repeated word before any work starts."""
+    out: list[str] = []
+    for w in words:
+        out += list(WORD_SETS[w]) if w in WORD_SETS else [w]
+    unknown = [w for w in out if w not in SPEECH_COMMANDS_V2_WORDS]
+    if unknown:
+        raise ValueError(
+            f"unknown word(s) {unknown}: use the Speech Commands V2 words ({', '.join(SPEECH_COMMANDS_V2_WORDS)}) "
+            f"or the sets {sorted(WORD_SETS)}"
+        )
+    repeated = sorted({w for w in out if out.count(w) > 1})
+    if not out or repeated:
+        raise ValueError(f"words must be a non-empty list without repeats, got {list(words)} (repeated: {repeated})")
+    return out
 
 
 @dataclass(frozen=True)
@@ -178,8 +210,16 @@ def finish_clip(
     return out, False
 
 
+def _clips_of(clips_per_voice: int | Mapping[str, int], engine: str) -> int:
+    return int(clips_per_voice.get(engine, 1) if isinstance(clips_per_voice, Mapping) else clips_per_voice)
+
+
 def _plan(
-    voices: Sequence[Voice], words: Sequence[str], clips_per_voice: int, split_of: dict[str, str], seed: int
+    voices: Sequence[Voice],
+    words: Sequence[str],
+    clips_per_voice: int | Mapping[str, int],
+    split_of: dict[str, str],
+    seed: int,
 ) -> list[_Job]:
     by_speaker: dict[str, list[Voice]] = {}
     for v in voices:
@@ -191,7 +231,7 @@ def _plan(
             for v in vs:
                 rng = stable_rng(seed, "voice", v.engine, v.name)
                 base_speed, base_pitch = float(rng.uniform(0.85, 1.2)), int(rng.integers(25, 76))
-                for index in range(clips_per_voice):
+                for index in range(_clips_of(clips_per_voice, v.engine)):
                     jobs.append(_Job(v, word, index, n, split_of[speaker], base_speed, base_pitch))
                     n += 1
     return jobs
@@ -199,8 +239,8 @@ def _plan(
 
 def _make_clip(job: _Job, root: Path, workdir: Path, seed: int, fmt: str, sample_rate: int) -> dict[str, str]:
     rng = stable_rng(seed, "clip", job.voice.engine, job.voice.name, job.word, job.index)
-    params = draw_params(rng, job.base_speed, job.base_pitch, job.voice.engine)
-    x, sr = synthesize(job.voice, job.word, params, workdir)
+    params = draw_params(rng, job.base_speed, job.base_pitch, job.voice)
+    x, sr, params = synthesize(job.voice, job.word, params, workdir)
     try:
         clip, cropped = finish_clip(x, sr, rng, sample_rate)
     except BuildError as exc:
@@ -213,6 +253,8 @@ def _make_clip(job: _Job, root: Path, workdir: Path, seed: int, fmt: str, sample
         "engine": job.voice.engine,
         "voice": job.voice.name,
         "speaker": job.voice.speaker,
+        "method": job.voice.method,
+        "language": job.voice.language,
         "params": params.describe() + (";cropped=1" if cropped else ""),
         "split": job.split,
     }
@@ -234,7 +276,7 @@ def build_keywords(
     engines: Sequence[str] = ("espeak-ng", "flite", "festival"),
     accents: Sequence[str] = ESPEAK_ACCENTS,
     num_espeak_voices: int | None = None,
-    clips_per_voice: int = 1,
+    clips_per_voice: int | Mapping[str, int] = 1,
     val_speakers: float = 0.1,
     test_speakers: float = 0.1,
     seed: int = 0,
@@ -243,47 +285,72 @@ def build_keywords(
     noise_seconds: float = 60.0,
     sample_rate: int = 16000,
     force: bool = False,
-) -> KeywordsBuild:
+    festival_voices: Sequence[str] = ENGLISH_FESTIVAL_VOICES,
+    espeak_random: int = 0,
+) -> BuildResult:
     """Synthesize a Speech Commands V2-style keyword dataset into ``root``.
 
     Args:
         root: output directory; must be empty or missing unless ``force``.
-        words: lower-case words, one folder each (default: the ten core words).
+        words: Speech Commands V2 words, one folder each, or the set names ``core``/``all`` (default:
+            the ten core words); an unknown word is an error before anything is synthesized.
         engines: any of ``espeak-ng``, ``flite``, ``festival``.
         accents: espeak-ng English accents to use (default all eight).
         num_espeak_voices: how many espeak-ng accent x variant voices (default all, about 800).
-        clips_per_voice: clips per voice and word, each with its own speed/pitch/level/offset.
-        val_speakers, test_speakers: speakers per split, as a count (>= 1) or a fraction (< 1).
+        clips_per_voice: clips per voice and word, each with its own speed/pitch/level/offset; one
+            number for every engine, or ``{engine: clips}`` (engines not named get 1).
+        val_speakers, test_speakers: speakers per split, as a count (>= 1) or a fraction (< 1); a split
+            that would get no speaker is an error.
         seed: seeds voice choice, splits and every per-clip random draw.
         jobs: parallel engine processes.
         fmt: ``wav`` or ``flac`` (16-bit PCM either way).
         noise_seconds: length of each background noise file (0 writes none).
         sample_rate: output rate.
         force: replace an earlier build in ``root``.
+        festival_voices: festival voices (names of :data:`~arinext.apps.builders.tts.FESTIVAL_VOICES`);
+            default the English ones.
+        espeak_random: extra espeak-ng voices made from random variant files (new vocal tracts, pitch
+            ranges and voice qualities; :func:`~arinext.apps.builders.tts.espeak_random_variant`), each
+            its own speaker.
+
+    Returns:
+        A :class:`~arinext.apps.builders.BuildResult`: clips per split, speakers per split
+        (``groups``), cropped clips (``flagged``).
 
     Raises:
+        ValueError: an unknown word, engine or voice, or a split that would be empty.
         EngineNotFoundError: an engine is not installed (names the Debian package).
         DatasetExistsError: ``root`` holds files and ``force`` is false.
         BuildError: an engine failed (names voice and word).
     """
+    words = check_words(words)
     if fmt not in AUDIO_FORMATS:
         raise ValueError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
-    if not words or len(set(words)) != len(words):
-        raise ValueError(f"words must be a non-empty list without repeats, got {list(words)}")
-    if clips_per_voice < 1:
+    unknown = [e for e in (clips_per_voice if isinstance(clips_per_voice, Mapping) else {}) if e not in ENGINES]
+    if unknown:
+        raise ValueError(f"clips_per_voice names unknown engine(s) {unknown}; engines: {sorted(ENGINES)}")
+    if min([_clips_of(clips_per_voice, e) for e in engines] or [1]) < 1:
         raise ValueError(f"clips_per_voice must be >= 1, got {clips_per_voice}")
     start = time.perf_counter()
-    voices = select_voices(list_voices(engines, accents), num_espeak_voices, seed)
+    voices = select_voices(list_voices(engines, accents, festival_voices), num_espeak_voices, seed)
+    if "espeak-ng" in engines:
+        voices += espeak_random_voices(espeak_random, accents, seed)
     split_of = assign_splits([v.speaker for v in voices], val_speakers, test_speakers, seed)
-    plan = _plan(voices, words, clips_per_voice, split_of, seed)
-    root = prepare_output(root, force)
+    for split, option in (("validation", "val_speakers"), ("testing", "test_speakers")):
+        if split not in split_of.values():
+            raise ValueError(
+                f"the {split} split would be empty: {len(split_of)} speakers with {option}="
+                f"{val_speakers if split == 'validation' else test_speakers} give it none; use more voices or a count"
+            )
     info = {
         "builder": "keywords",
         "words": list(words),
         "engines": list(engines),
         "accents": list(accents),
         "num_espeak_voices": num_espeak_voices,
-        "clips_per_voice": clips_per_voice,
+        "espeak_random": espeak_random,
+        "festival_voices": list(festival_voices),
+        "clips_per_voice": dict(clips_per_voice) if isinstance(clips_per_voice, Mapping) else clips_per_voice,
         "val_speakers": val_speakers,
         "test_speakers": test_speakers,
         "seed": seed,
@@ -291,11 +358,16 @@ def build_keywords(
         "noise_seconds": noise_seconds,
         "sample_rate": sample_rate,
     }
-    write_build_info(root, {**info, "complete": False})
-    log.info(
-        "synthesizing %d clips: %d words x %d voices (%d speakers)", len(plan), len(words), len(voices), len(split_of)
-    )
     with tempfile.TemporaryDirectory(prefix="arinext-kw-") as tmp:
+        if any(v.variant is not None for v in voices):
+            path = espeak_data_path(Path(tmp), voices)
+            voices = [dataclasses.replace(v, data_path=path) if v.variant is not None else v for v in voices]
+        plan = _plan(voices, words, clips_per_voice, split_of, seed)
+        root = prepare_output(root, force)
+        write_build_info(root, {**info, "complete": False})
+        log.info(
+            "synthesizing %d clips: %d words x %d voices (%d speakers)", len(plan), len(words), len(voices), len(split_of)
+        )
         rows = parallel_map(
             lambda j: _make_clip(j, root, Path(tmp), seed, fmt, sample_rate), plan, jobs, desc="keywords"
         )
@@ -303,10 +375,10 @@ def build_keywords(
     if noise_seconds > 0:
         write_background_noise(root, noise_seconds, seed, sample_rate, fmt)
     write_build_info(root, {**info, "complete": True})
-    result = KeywordsBuild(root, seconds=time.perf_counter() - start)
+    result = BuildResult(root, "clip", seconds=time.perf_counter() - start)
     for split in SUBSETS:
-        result.clips[split] = sum(r["split"] == split for r in rows)
-        result.speakers[split] = sum(s == split for s in split_of.values())
-    result.cropped = sum("cropped=1" in r["params"] for r in rows)
-    log.info("wrote %s in %.1f s (%d cropped)", result.clips, result.seconds, result.cropped)
+        result.splits[split] = sum(r["split"] == split for r in rows)
+        result.groups[f"{split} speakers"] = sum(s == split for s in split_of.values())
+    result.flagged["cropped"] = sum("cropped=1" in r["params"] for r in rows)
+    log.info("wrote %s", result.summary())
     return result

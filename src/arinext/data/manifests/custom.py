@@ -9,7 +9,8 @@ Folder layout (``"folder"``)::
 
 CSV layout (``"csv"``)::
 
-    path,label[,split]                 header row; paths relative to the CSV's folder
+    path,label[,split][,...]           header row; paths relative to the CSV's folder; any other
+                                       column (device, room, speaker, ...) goes into ``meta``
     dogs/rex.wav,dog,training
     street/a.wav,car;horn,testing      several labels separated by ";" make a multi-label manifest
 
@@ -22,7 +23,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..records import ClipRecord, DatasetNotFoundError, Manifest, build_manifest, check_subset, csv_rows, label_index
+from ..records import (
+    ClipRecord,
+    DatasetNotFoundError,
+    Manifest,
+    build_manifest,
+    check_subset,
+    csv_rows,
+    label_index,
+    meta_pairs,
+)
 
 __all__ = ["csv_manifest", "folder_manifest", "hash_subset"]
 
@@ -117,5 +127,6 @@ def csv_manifest(
         if not names or (len(names) > 1 and not multi):
             raise ValueError(f"{where}: expected one label, got {row['label']!r}")
         idx = tuple(label_index(to_index, n, where) for n in names)
-        rows.append((where, ClipRecord(str(path), idx if multi else idx[0])))
+        meta = meta_pairs(row, ("path", "label", "split"))
+        rows.append((where, ClipRecord(str(path), idx if multi else idx[0], meta=meta)))
     return build_manifest(rows, labels, csv_path, multi_label=multi)

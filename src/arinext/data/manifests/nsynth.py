@@ -6,6 +6,10 @@ Layout (the three official archives extracted side by side)::
       nsynth-train/examples.json   ({"<note_str>": {"instrument_family": 0..10, ...}, ...})
       nsynth-train/audio/<note_str>.wav
       nsynth-valid/...   nsynth-test/...
+
+Each record's ``meta`` keeps the source fields of its entry that are present: ``instrument_str``,
+``instrument_source_str`` and, for a build of ``arinext data instruments``, ``soundfont`` and
+``soundfont_family`` (the sample lineage).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, require_root
+from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, meta_pairs, require_root
 from ..vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
 
 __all__ = ["nsynth"]
+
+_SOURCE_FIELDS = ("instrument_str", "instrument_source_str", "soundfont", "soundfont_family")
 
 
 def nsynth(root: str | Path, subset: str) -> Manifest:
@@ -45,5 +51,6 @@ def nsynth(root: str | Path, subset: str) -> Manifest:
         if name is not None and name != NSYNTH_FAMILIES[target]:
             raise ValueError(f"{where}: instrument_family {target} is {NSYNTH_FAMILIES[target]!r}, not {name!r}")
         group = meta.get("instrument_str")
-        rows.append((where, ClipRecord(str(root / folder / "audio" / f"{note}.wav"), target, group=group)))
+        source = meta_pairs({k: meta.get(k) for k in _SOURCE_FIELDS})
+        rows.append((where, ClipRecord(str(root / folder / "audio" / f"{note}.wav"), target, group=group, meta=source)))
     return build_manifest(rows, NSYNTH_FAMILIES, json_path)

@@ -7,13 +7,18 @@ Layout::
       _background_noise_/*.wav          (excluded from the classes; noise for augmentation)
       validation_list.txt               (one "<word>/<file>.wav" per line)
       testing_list.txt
+      manifest.csv                      (optional: path,label,... as ``arinext data keywords`` writes it)
+
+Each record's ``meta`` holds the ``speaker`` (the file-name prefix) and, when ``manifest.csv`` is
+present, every other column of the clip's row but ``path``, ``label``, ``params`` and ``split``
+(``engine``, ``voice``, ``speaker``, ``method``, ``language`` for a keyword build).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import ClipRecord, Manifest, build_manifest, check_subset, label_index, require_root
+from ..records import ClipRecord, Manifest, build_manifest, check_subset, csv_rows, label_index, meta_pairs, require_root
 from ..vocab import SPEECH_COMMANDS_V2_WORDS
 
 __all__ = ["speech_commands_v2", "word_folders"]
@@ -32,6 +37,17 @@ def _read_list(path: Path) -> dict[str, str]:
             raise ValueError(f"{path} row {n}: duplicated entry {entry!r} (first at {out[stem]})")
         out[stem] = f"{path} row {n}"
     return out
+
+
+def _source_columns(root: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``manifest.csv`` rows as ``{"word/file" without extension: meta pairs}`` (empty without the file)."""
+    path = root / "manifest.csv"
+    if not path.is_file():
+        return {}
+    return {
+        row["path"].strip().rsplit(".", 1)[0]: meta_pairs(row, ("path", "label", "params", "split"))
+        for _, row in csv_rows(path, ("path",))
+    }
 
 
 def word_folders(root: Path) -> list[str]:
@@ -66,6 +82,7 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
     if both:
         stem = sorted(both)[0]
         raise ValueError(f"{lists['testing'][stem]}: {stem!r} is also listed at {lists['validation'][stem]}")
+    sources = _source_columns(root)
     rows = []
     for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
         for f in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in _AUDIO_SUFFIXES):
@@ -74,6 +91,10 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
             if split != subset:
                 continue
             where = lists[split][stem] if split in lists else str(f)
-            rec = ClipRecord(str(f), label_index(to_index, word_dir.name, where), group=f.stem.split("_nohash_")[0])
+            speaker = f.stem.split("_nohash_")[0]
+            meta = dict((("speaker", speaker),) + sources.get(stem, ()))
+            rec = ClipRecord(
+                str(f), label_index(to_index, word_dir.name, where), group=speaker, meta=tuple(sorted(meta.items()))
+            )
             rows.append((where, rec))
     return build_manifest(rows, labels, root)
