@@ -144,9 +144,13 @@ class TrainConfig:
             ``.pyth`` checkpoint, or a training checkpoint of ours (``best.pt``). The head is re-initialised.
         precise_bn_batches: recompute BatchNorm statistics on this many training batches before each
             evaluation (``BN.NUM_BATCHES_PRECISE``; 0 turns it off).
-        amp: bfloat16 autocast where the device supports it.
+        amp: bfloat16 autocast where the device supports it (opt-in). Not exact: gradients differ from
+            float32 by about 3% (relative L2). On the CPU it is much faster for the paper-size model at
+            512x128 and much slower for the demo's tiny model at 101x64 (BENCHMARKS.md, "Training speed").
         channels_last: keep weights and activations in channels-last (NHWC) memory format; the same
-            maths, and 1.57x faster training steps on the CPU (BENCHMARKS.md, "Training step").
+            maths, and faster training steps on the CPU, where the frequency-axis depthwise branches then
+            also run as ``k x 1`` convs on frequency-major memory (``arinext.layers.set_branch_path``;
+            BENCHMARKS.md, "Training speed").
         seed: seed of every random number generator.
         eval_every: validate every this many epochs (and always after the last one).
         select_metric: validation metric that picks ``best.pt`` (higher is better).
