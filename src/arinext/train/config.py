@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from typing import Any
 import yaml
 
 from ..models import is_model, list_models
+from ..utils.cpu import usable_cpus
 
 __all__ = [
     "DataConfig",
@@ -73,6 +73,11 @@ class DataConfig:
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
         on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
         cache_dir: feature cache directory passed to the dataset, or ``None``.
+        cache_waveforms: keep the decoded audio of the training and validation files in memory, so that
+            each file is decoded once rather than every epoch (the same samples; see
+            :mod:`arinext.data.waveforms`): ``null`` (automatic) when it is estimated to fit
+            ``waveform_cache_mb``, ``true`` up to that size, ``false`` never.
+        waveform_cache_mb: most MiB of decoded audio the cache holds (mono float32 at the files' rates).
     """
 
     dataset: str = "folder"
@@ -95,6 +100,8 @@ class DataConfig:
     test_views: int | None = None
     on_bad_clip: str = "skip"
     cache_dir: str | None = None
+    cache_waveforms: bool | None = None
+    waveform_cache_mb: float = 1024.0
 
 
 @dataclass
@@ -211,6 +218,8 @@ class TrainConfig:
             raise ValueError("data.batch_size and data.eval_batch_size must be positive")
         if d.num_workers is not None and d.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0 (or null for automatic), got {d.num_workers}")
+        if d.waveform_cache_mb < 0:
+            raise ValueError(f"data.waveform_cache_mb must be >= 0, got {d.waveform_cache_mb}")
         if d.test_views is not None and d.test_views < 1:
             raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:
@@ -310,9 +319,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def default_num_workers() -> int:
-    """Data-loading workers when ``data.num_workers`` is null: one per core beyond the one that trains, up to 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(4, cores - 1))
+    """Data-loading workers when ``data.num_workers`` is null: one per usable CPU beyond the one that trains,
+    up to 4 (usable: the affinity mask capped by the cgroup quota, :func:`arinext.utils.cpu.usable_cpus`)."""
+    return max(0, min(4, usable_cpus() - 1))
 
 
 def list_recipes() -> list[str]:
