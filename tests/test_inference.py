@@ -228,7 +228,7 @@ def test_scan_rejects_bad_arguments(clf: AudioClassifier, tmp_path) -> None:
 def test_streaming_equals_offline_scan(clf: AudioClassifier, tmp_path, file_rate: int) -> None:
     x = tone(2.37, sr=file_rate, seed=3)
     sf.write(tmp_path / "s.wav", x, file_rate, subtype="FLOAT")
-    offline = clf.scan(tmp_path / "s.wav", window=0.5, hop=0.2, top_k=3, block_seconds=0.7)
+    offline = clf.scan(tmp_path / "s.wav", window=0.5, hop=0.2, top_k=3, block_seconds=0.7, batch_size=1)
 
     stream = clf.stream(window=0.5, hop=0.2, sampling_rate=file_rate, top_k=3)
     rng = np.random.default_rng(0)
@@ -249,7 +249,7 @@ def test_streaming_equals_offline_scan(clf: AudioClassifier, tmp_path, file_rate
 
 def test_scan_batched_matches_unbatched(clf: AudioClassifier) -> None:
     x = tone(3.0, seed=5)
-    one = clf.scan(x, sampling_rate=8000, window=0.5, hop=0.25)
+    one = clf.scan(x, sampling_rate=8000, window=0.5, hop=0.25, batch_size=1)
     many = clf.scan(x, sampling_rate=8000, window=0.5, hop=0.25, batch_size=4)
     np.testing.assert_allclose(many.probs, one.probs, atol=1e-5)
 

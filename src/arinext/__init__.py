@@ -9,8 +9,19 @@ Layers, each importing only those below it (``import-linter`` contracts in ``pyp
     data                manifests of clips, the clip dataset, loaders
     audio | models      front end, decoding, augmentation | registered models
     layers              re-parameterizable layers, the classifier interface
-    utils               timing, progress, optional extras, complexity counts
+    utils               timing, progress, optional extras, complexity counts, CPUs and load
+
+Importing arinext before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set: idle
+OpenMP threads then sleep instead of spinning, which keeps training and inference from collapsing when
+other processes share the CPUs (see :mod:`arinext.utils.cpu`). The OpenMP runtime reads the variable only
+when torch is imported, so it cannot be changed afterwards.
 """
+
+import os as _os
+import sys as _sys
+
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
 from .checkpoints import load, load_official_checkpoint, load_pretrained, save_pretrained

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from . import CLIError, add_parser
 
@@ -13,7 +14,9 @@ log = logging.getLogger(__name__)
 HELP = "benchmark model forms (training, fused, fully folded, optimized, ONNX Runtime) side by side"
 DESCRIPTION = (
     "All candidates of one input size and batch are timed interleaved in this process; ratios are speed-ups "
-    "over --reference. Writes bench.json, bench.md and bench.png to --out."
+    "over --reference. Writes bench.json, bench.md and bench.png to --out. When other processes use the CPUs "
+    "during the runs (run-queue wait, load average, CPU pressure, run-to-run spread), a warning says so on stderr "
+    "and in bench.md, and bench.json has load.loaded = true."
 )
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -78,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(cfg)
     paths = write_reports(result, args.out, accuracy or None)
     print(to_markdown(result))
+    if result["load"]["loaded"]:
+        print(f"arinext bench: {result['load']['message']}", file=sys.stderr)
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0

@@ -25,6 +25,7 @@ from ..audio.io import AudioDecodeError
 from ..utils.progress import progress_bar
 from .cache import FeatureCache
 from .readers import clip_duration, read_clip
+from .waveforms import WaveformCache
 from .records import ClipRecord, Manifest, PadMode
 from .sampling import crop_length, fit_frames, frame_crop, pad_waveform_edge, plan_crops
 
@@ -72,7 +73,10 @@ class AudioClipDataset(Dataset):
     for a skipped bad clip, ``{"inputs": None, "error": "<source>: <problem>", "index": i}``.
     Targets: ``int``; a float multi-hot ``(C,)`` tensor for multi-label manifests; ``dict[str, int]``.
 
-    Call :meth:`set_epoch` before each epoch so that training crops and augmentations change.
+    Call :meth:`set_epoch` before each epoch so that training crops and augmentations change. The epoch
+    lives in shared memory, so the call also reaches DataLoader workers that persist across epochs.
+    :attr:`waveform_cache` (see :func:`arinext.data.waveforms.attach_waveform_cache`) serves decoded
+    files from memory, with the same samples as decoding them.
     """
 
     def __init__(
@@ -117,13 +121,23 @@ class AudioClipDataset(Dataset):
         self.spec_augment, self.features, self.waveform_transform = spec_augment, features, waveform_transform
         self.logmel = LogMel(frontend)
         self.cache = FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype) if cache_dir is not None else None
-        self.epoch = 0
+        self.waveform_cache: WaveformCache | None = None
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(int(value))
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the random stream of an epoch (crops, SpecAugment, noise)."""
+        """Select the random stream of an epoch (crops, SpecAugment, noise), in this process and in the
+        loader's workers (running or not)."""
         self.epoch = epoch
 
     def _generator(self, index: int) -> torch.Generator:
@@ -150,7 +164,8 @@ class AudioClipDataset(Dataset):
 
     def _segment(self, rec: ClipRecord) -> tuple[float, float, int]:
         """``(start, end)`` seconds of the record inside its file, and its length in samples."""
-        duration = clip_duration(rec)
+        cached = self.waveform_cache is not None and rec.key is None and rec.path in self.waveform_cache
+        duration = self.waveform_cache.duration(rec.path) if cached else clip_duration(rec)  # type: ignore[union-attr]
         if duration <= 0:
             raise AudioDecodeError(rec.source, "zero-length audio")
         start = rec.start or 0.0
@@ -171,7 +186,7 @@ class AudioClipDataset(Dataset):
             views = [frame_crop(full, off, fe.hop_length, fe.num_frames)[None].float() for off, _ in crops]
         else:
             lo, hi = min(o for o, _ in crops), max(o + n for o, n in crops)
-            x = read_clip(rec, start + lo / fe.sample_rate, start + hi / fe.sample_rate, fe.sample_rate)
+            x = self._read(rec, start + lo / fe.sample_rate, start + hi / fe.sample_rate)
             views = [self._crop_inputs(x[o - lo : o - lo + n], rec, g) for o, n in crops]
         out = torch.stack(views)  # (views, 1, T, F) or (views, 1, N)
         if self.features and self.training and self.spec_augment is not None:
@@ -191,8 +206,14 @@ class AudioClipDataset(Dataset):
             return wave[None]
         return fit_frames(clip_features(wave, self.logmel, rec.source), self.frontend.num_frames)
 
+    def _read(self, rec: ClipRecord, start: float, end: float) -> np.ndarray:
+        cache = self.waveform_cache
+        if cache is not None and rec.key is None and rec.path in cache:
+            return cache.read(rec.path, start, end, self.frontend.sample_rate)
+        return read_clip(rec, start, end, self.frontend.sample_rate)
+
     def _segment_features(self, rec: ClipRecord, start: float, end: float) -> np.ndarray:
-        x = read_clip(rec, start, end, self.frontend.sample_rate)
+        x = self._read(rec, start, end)
         if self.pad_mode == "waveform":
             x = pad_waveform_edge(x, crop_length(self.frontend.clip_samples))
         return clip_features(torch.from_numpy(np.ascontiguousarray(x)), self.logmel, rec.source)[0].numpy()
@@ -269,8 +290,13 @@ def make_loader(
     sampler: Sampler | None = None,
     seed: int = 0,
     drop_last: bool = False,
+    persistent_workers: bool = False,
 ) -> DataLoader:
-    """A ``DataLoader`` with :func:`collate_clips`, seeded shuffling and single-threaded workers."""
+    """A ``DataLoader`` with :func:`collate_clips`, seeded shuffling and single-threaded workers.
+
+    Each worker prepares up to 4 batches ahead. With ``persistent_workers`` the workers start once and
+    serve every epoch (no start-up gap at each epoch); :meth:`AudioClipDataset.set_epoch` still reaches them.
+    """
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -282,6 +308,7 @@ def make_loader(
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_worker_init,
         prefetch_factor=4 if num_workers > 0 else None,
+        persistent_workers=persistent_workers and num_workers > 0,
     )
 
 

@@ -48,6 +48,7 @@ from .frames import (
     stream_columns,
     window_reader,
 )
+from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
@@ -80,7 +81,9 @@ class AudioClassifier:
             ``model.pretrained_cfg["frontend"]``.
         labels: class names; default ``model.pretrained_cfg["labels"]``, else ``LABEL_0``, ``LABEL_1``, ...
         fuse: apply the full deploy fold (``reparameterize_model(model, fold="full")``); outputs are
-            unchanged up to float rounding, latency is lower.
+            unchanged up to float rounding, latency is lower. Batches of more than one clip (and of scan
+            windows) on the CPU then run through :func:`~arinext.deploy.optimize_for_inference` of it
+            (channels-last, cropped kernels: the same function, about 2x faster on batches), built on first use.
         activation: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label) scores.
         device: where the model and the front end run.
         frame_head: a :class:`~arinext.deploy.framehead.FrameHead` (or the directory holding one) for
@@ -116,6 +119,8 @@ class AudioClassifier:
         #: SHA-256 of the weights as given (before fusing): what a frame head is checked against
         self.fingerprint = weights_fingerprint(model)
         self.model = (reparameterize_model(model, fold="full") if fuse else model.eval()).to(self.device)
+        self._fused = fuse
+        self._batch_model: nn.Module | None = None
         self.frontend = LogMel(self.frontend_config).to(self.device)
         self.activation = activation
         self.frame_head: FrameHead | None = None
@@ -204,9 +209,16 @@ class AudioClassifier:
     @torch.no_grad()
     def probs_from_features(self, spec: torch.Tensor) -> np.ndarray:
         """Scores ``(B, C)`` for a log-mel batch ``(B, 1, T, F)``."""
-        logits = self.model(spec.to(self.device))
+        logits = self._model_for(spec.shape[0])(spec.to(self.device))
         probs = torch.softmax(logits, dim=-1) if self.activation == "softmax" else torch.sigmoid(logits)
         return probs.float().cpu().numpy()
+
+    def _model_for(self, batch: int) -> nn.Module:
+        if batch == 1 or not self._fused or self.device.type != "cpu":
+            return self.model
+        if self._batch_model is None:
+            self._batch_model = optimize_for_inference(self.model, fold=None)  # type: ignore[assignment]
+        return self._batch_model  # type: ignore[return-value]
 
     def probs_from_waveforms(
         self, waveforms: Sequence[np.ndarray], min_frames: int | None = None, batch_size: int = 1

@@ -1,5 +1,7 @@
 from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses
 from .reparam import (
+    BRANCH_PATHS,
+    BranchPath,
     ConvNorm,
     Fold,
     ReparamMultiKernelDWConv,
@@ -8,10 +10,13 @@ from .reparam import (
     pad_kernel_to,
     randomize_batchnorm,
     reparameterize_model,
+    set_branch_path,
     unwrap_model,
 )
 
 __all__ = [
+    "BRANCH_PATHS",
+    "BranchPath",
     "ClassifierHead",
     "ClassifierModel",
     "ConvNorm",
@@ -25,5 +30,6 @@ __all__ = [
     "pad_kernel_to",
     "randomize_batchnorm",
     "reparameterize_model",
+    "set_branch_path",
     "unwrap_model",
 ]

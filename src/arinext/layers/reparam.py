@@ -10,6 +10,14 @@
 Formulas: BN folding ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - mean) * gamma / sqrt(var + eps)``
 (Ding et al., RepVGG, CVPR 2021); smaller kernels are zero-padded to the centre of the largest one
 (RepLKNet) because every branch uses "same" padding ``k // 2``.
+
+Training speed (:class:`ReparamMultiKernelDWConv`, branch form, frequency axis): oneDNN's depthwise
+``1 x k`` conv (kernel along the last, frequency, dimension) is slow on the CPU, above all its
+backward-weights kernel, which takes 10-20x as long as a ``k x 1`` conv of the same size. The layer
+therefore runs its frequency branches as ``k x 1`` convs on frequency-major memory of channels-last
+inputs (``branch_path="auto"``, the default; see :data:`BRANCH_PATHS`). The parameters, the BatchNorms
+(each branch keeps its own batch statistics), the state dict and the function are unchanged; results
+equal the plain path's up to float rounding (tests: float64 to 1e-9, BN running statistics included).
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "BRANCH_PATHS",
+    "BranchPath",
     "ConvNorm",
     "Fold",
     "ReparamMultiKernelDWConv",
@@ -31,11 +41,24 @@ __all__ = [
     "pad_kernel_to",
     "randomize_batchnorm",
     "reparameterize_model",
+    "set_branch_path",
     "unwrap_model",
 ]
 
 Fold = Literal["paper", "full"]
 _FOLDS = ("paper", "full")
+
+BranchPath = Literal["auto", "swap", "view", "plain"]
+#: How the branch (training) form computes its frequency-axis branches on a channels-last input ``(B, C, T, F)``:
+#:
+#: * ``"plain"``: each branch is its ``1 x k`` ``nn.Conv2d`` as built (the reference; NCHW inputs always use it);
+#: * ``"view"``: each ``1 x k`` conv runs as a ``k x 1`` conv on the zero-copy ``(B*T, C, F, 1)`` view of the
+#:   channels-last memory ``(B, T, F, C)``: fast when ``F >= 32``, slow on short frequency rows;
+#: * ``"swap"``: the whole mixer (branches, BNs, sum, identity) runs on one channels-last copy of the input
+#:   in frequency-major order ``(B, C, F, T)``, with ``k x 1`` convs, and is copied back once;
+#: * ``"auto"`` (default): ``view`` when ``F >= 32``, ``swap`` when ``8 < F < 32``, ``plain`` when ``F <= 8``
+#:   (the ``1 x k`` kernels are fast on short rows), as measured in BENCHMARKS.md ("Training speed").
+BRANCH_PATHS: tuple[str, ...] = ("auto", "swap", "view", "plain")
 
 
 def fuse_conv_bn(
@@ -133,6 +156,9 @@ class ReparamMultiKernelDWConv(nn.Module):
         axis: ``"time"`` (kernel ``k x 1`` on dim 2) or ``"freq"`` (``1 x k`` on dim 3).
         identity: add the input to the output (the block's in-stage identity).
         inference_mode: build the fused conv directly instead of the branches.
+        branch_path: how the branch form runs frequency-axis branches on channels-last inputs
+            (:data:`BRANCH_PATHS`; ``"plain"`` is the reference). Not part of the state dict; change it
+            on a built model with :func:`set_branch_path`.
 
     Example:
         >>> layer = ReparamMultiKernelDWConv(8, (21, 11, 3), "time").eval()
@@ -148,6 +174,7 @@ class ReparamMultiKernelDWConv(nn.Module):
         axis: Literal["time", "freq"] = "time",
         identity: bool = True,
         inference_mode: bool = False,
+        branch_path: BranchPath = "auto",
     ) -> None:
         super().__init__()
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
@@ -159,6 +186,9 @@ class ReparamMultiKernelDWConv(nn.Module):
             raise ValueError(f"kernel sizes must be distinct and sorted largest first, got {kernel_sizes}")
         if axis not in ("time", "freq"):
             raise ValueError(f"axis must be 'time' or 'freq', got {axis!r}")
+        if branch_path not in BRANCH_PATHS:
+            raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {branch_path!r}")
+        self.branch_path: BranchPath = branch_path
         self.channels = channels
         self.kernel_sizes = kernel_sizes
         self.axis = axis
@@ -189,12 +219,68 @@ class ReparamMultiKernelDWConv(nn.Module):
             out = self.reparam_conv(x)
         else:
             assert self.branches is not None
-            out = self.branches[0](x)
-            for branch in self.branches[1:]:
-                out = out + branch(x)
+            path = self._freq_path(x)
+            if path == "swap":
+                return self._forward_frequency_major(x)
+            if path == "view":
+                out = self._forward_rows(x)
+            else:
+                out = self.branches[0](x)
+                for branch in self.branches[1:]:
+                    out = out + branch(x)
         if self.identity and not self.identity_folded:
             out = out + x
         return out
+
+    def _freq_path(self, x: torch.Tensor) -> str:
+        """The implementation of the branch form for input ``x`` (see :data:`BRANCH_PATHS`)."""
+        path = getattr(self, "branch_path", "auto")  # modules pickled before the attribute existed
+        if self.axis != "freq" or path == "plain" or x.dim() != 4 or not _is_channels_last(x):
+            return "plain"
+        if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return "plain"
+        if 1 in x.shape:
+            # Views and copies of tensors with a size-1 dim can carry non-canonical strides on that dim, and
+            # CPU BatchNorm's backward (torch 2.13) returns wrong gradients for such channels-last inputs
+            # when the incoming gradient has another layout (tests/test_branch_paths.py shows the case).
+            return "plain"
+        if path == "auto":
+            f = x.shape[3]
+            return "view" if f >= 32 else ("swap" if f > 8 else "plain")
+        return path
+
+    def _forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Branches as ``k x 1`` convs on the ``(B*T, C, F, 1)`` view of channels-last ``x``; BNs on ``(B, C, T, F)``."""
+        assert self.branches is not None
+        b, c, t, f = x.shape
+        rows = x.permute(0, 2, 1, 3).reshape(b * t, c, f, 1)  # a view: the memory is (B, T, F, C)
+        out: torch.Tensor | None = None
+        for branch in self.branches:
+            conv, bn = branch.conv, branch.bn
+            k = conv.weight.shape[-1]
+            y = F.conv2d(rows, conv.weight.reshape(c, 1, k, 1), conv.bias, 1, (k // 2, 0), 1, c)
+            y = y.reshape(b, t, c, f).permute(0, 2, 1, 3)  # back to (B, C, T, F), channels-last, no copy
+            y = bn(y) if bn is not None else y
+            out = y if out is None else out + y
+        assert out is not None
+        return out
+
+    def _forward_frequency_major(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole mixer on one ``(B, C, F, T)`` channels-last copy of ``x`` with ``k x 1`` convs."""
+        assert self.branches is not None
+        c = self.channels
+        xt = _swap_time_freq(x)
+        out: torch.Tensor | None = None
+        for branch in self.branches:
+            conv, bn = branch.conv, branch.bn
+            k = conv.weight.shape[-1]
+            y = F.conv2d(xt, conv.weight.reshape(c, 1, k, 1), conv.bias, 1, (k // 2, 0), 1, c)
+            y = bn(y) if bn is not None else y  # per-channel statistics: the same values as on (B, C, T, F)
+            out = y if out is None else out + y
+        assert out is not None
+        if self.identity and not self.identity_folded:
+            out = out + xt
+        return _swap_time_freq(out)
 
     def get_kernel_bias(self, fold_identity: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Equivalent depthwise kernel ``(C, 1, kh, kw)`` and bias ``(C,)``; pure and differentiable."""
@@ -237,6 +323,43 @@ class ReparamMultiKernelDWConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_sizes={self.kernel_sizes}, axis={self.axis!r}, identity={self.identity}"
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+class _SwapTimeFreq(torch.autograd.Function):
+    """``(B, C, T, F) <-> (B, C, F, T)`` as one channels-last copy, the gradient copied back the same way
+    (so that the convs before and after see channels-last gradients, which oneDNN runs fast)."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.transpose(2, 3).contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad.transpose(2, 3).contiguous(memory_format=torch.channels_last)
+
+
+def _swap_time_freq(x: torch.Tensor) -> torch.Tensor:
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _SwapTimeFreq.apply(x)  # type: ignore[no-any-return]
+    return x.transpose(2, 3).contiguous(memory_format=torch.channels_last)
+
+
+def set_branch_path(model: nn.Module, path: BranchPath) -> nn.Module:
+    """Select how every :class:`ReparamMultiKernelDWConv` of ``model`` runs its branch form (in place).
+
+    ``"plain"`` gives the reference implementation (the model as written, kernel for kernel), ``"auto"``
+    the fast default; see :data:`BRANCH_PATHS`. The results are equal up to float rounding. Returns ``model``.
+    """
+    if path not in BRANCH_PATHS:
+        raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {path!r}")
+    for m in model.modules():
+        if isinstance(m, ReparamMultiKernelDWConv):
+            m.branch_path = path
+    return model
 
 
 def fold_state(model: nn.Module) -> Fold | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -30,6 +29,7 @@ import yaml
 from ..audio.waveaug import check_augment_spec
 from ..data.holdout import holdout_from_dict
 from ..models import is_model, list_models
+from ..utils.cpu import usable_cpus
 
 __all__ = [
     "DataConfig",
@@ -82,6 +82,11 @@ class DataConfig:
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
         on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
         cache_dir: feature cache directory passed to the dataset, or ``None``.
+        cache_waveforms: keep the decoded audio of the training and validation files in memory, so that
+            each file is decoded once rather than every epoch (the same samples; see
+            :mod:`arinext.data.waveforms`): ``null`` (automatic) when it is estimated to fit
+            ``waveform_cache_mb``, ``true`` up to that size, ``false`` never.
+        waveform_cache_mb: most MiB of decoded audio the cache holds (mono float32 at the files' rates).
     """
 
     dataset: str = "folder"
@@ -106,6 +111,8 @@ class DataConfig:
     test_views: int | None = None
     on_bad_clip: str = "skip"
     cache_dir: str | None = None
+    cache_waveforms: bool | None = None
+    waveform_cache_mb: float = 1024.0
 
 
 @dataclass
@@ -155,9 +162,13 @@ class TrainConfig:
             ``.pyth`` checkpoint, or a training checkpoint of ours (``best.pt``). The head is re-initialised.
         precise_bn_batches: recompute BatchNorm statistics on this many training batches before each
             evaluation (``BN.NUM_BATCHES_PRECISE``; 0 turns it off).
-        amp: bfloat16 autocast where the device supports it.
+        amp: bfloat16 autocast where the device supports it (opt-in). Not exact: gradients differ from
+            float32 by about 3% (relative L2). On the CPU it is much faster for the paper-size model at
+            512x128 and much slower for the demo's tiny model at 101x64 (BENCHMARKS.md, "Training speed").
         channels_last: keep weights and activations in channels-last (NHWC) memory format; the same
-            maths, and 1.57x faster training steps on the CPU (BENCHMARKS.md, "Training step").
+            maths, and faster training steps on the CPU, where the frequency-axis depthwise branches then
+            also run as ``k x 1`` convs on frequency-major memory (``arinext.layers.set_branch_path``;
+            BENCHMARKS.md, "Training speed").
         seed: seed of every random number generator.
         eval_every: validate every this many epochs (and always after the last one).
         select_metric: validation metric that picks ``best.pt`` (higher is better).
@@ -221,6 +232,8 @@ class TrainConfig:
         check_augment_spec(d.augment)
         if d.holdout:
             holdout_from_dict(d.holdout)
+        if d.waveform_cache_mb < 0:
+            raise ValueError(f"data.waveform_cache_mb must be >= 0, got {d.waveform_cache_mb}")
         if d.test_views is not None and d.test_views < 1:
             raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:
@@ -320,9 +333,9 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def default_num_workers() -> int:
-    """Data-loading workers when ``data.num_workers`` is null: one per core beyond the one that trains, up to 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(4, cores - 1))
+    """Data-loading workers when ``data.num_workers`` is null: one per usable CPU beyond the one that trains,
+    up to 4 (usable: the affinity mask capped by the cgroup quota, :func:`arinext.utils.cpu.usable_cpus`)."""
+    return max(0, min(4, usable_cpus() - 1))
 
 
 def list_recipes() -> list[str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,30 @@ class Predictions:
     skipped: list[str] = field(default_factory=list)
 
 
+class _DataWaits:
+    """Time spent waiting for batches (starting or resuming the loader's workers included), and the time from
+    ``start`` to the first batch."""
+
+    def __init__(self, start: float) -> None:
+        self.start, self.total, self.first_batch = start, 0.0, math.nan
+
+    def iterate(self, loader: Iterable[Any]) -> Iterator[Any]:
+        tic = self.start
+        batches = iter(loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                self.total += time.perf_counter() - tic
+                return
+            now = time.perf_counter()
+            self.total += now - tic
+            if math.isnan(self.first_batch):
+                self.first_batch = now - self.start
+            yield batch
+            tic = time.perf_counter()  # the consumer asks for the next batch
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
@@ -134,7 +159,9 @@ def train_one_epoch(
     amp: bool = False,
     progress: bool | None = None,
 ) -> dict[str, float]:
-    """Train one pass over ``loader``; returns ``loss``, ``acc`` and ``clips_per_s`` summed over processes.
+    """Train one pass over ``loader``; returns ``loss``, ``acc`` and ``clips_per_s`` summed over processes,
+    and this process's data waits: ``first_batch_s`` (from the start of the epoch to its first batch, the
+    time with no batch to train on) and ``data_wait_s`` (all the time spent waiting for batches).
 
     ``optimizer``'s learning rate is used as set by the caller (the schedule is per epoch).
     """
@@ -143,7 +170,8 @@ def train_one_epoch(
     total_loss, total_correct, total_n, bad = 0.0, 0.0, 0, []
     start = time.perf_counter()
     bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}", leave=False)
-    for batch in bar:
+    waits = _DataWaits(start)
+    for batch in waits.iterate(bar):
         _report_bad(batch, bad)
         inputs = batch["inputs"]
         if inputs is None or inputs.shape[0] == 0:
@@ -173,6 +201,8 @@ def train_one_epoch(
         "clips_per_s": n / max(elapsed, 1e-9),
         "lr": lr,
         "bad_clips": bad_n,
+        "first_batch_s": waits.first_batch,
+        "data_wait_s": waits.total,
     }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,12 @@ from ..checkpoints import (
     save_pretrained,
 )
 from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
+from ..data import AudioClipDataset
+from ..data.waveforms import attach_waveform_cache
 from ..layers.reparam import unwrap_model
 from ..models import create_model
-from .config import TrainConfig
+from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable
 from .distributed import DistInfo, barrier, init_distributed
 from .engine import bf16_supported, evaluate, freeze_batchnorm, param_groups, precise_bn, train_one_epoch
@@ -209,6 +213,32 @@ def _preflight(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+def _setup_cpu(device: torch.device, workers: int, is_main: bool) -> None:
+    """Cap torch's threads at the usable CPUs and say, once, how the CPUs are used and whether they are busy."""
+    threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
+    if not is_main:
+        return
+    hint = wait_policy_hint()
+    if hint:
+        _log.warning(hint)
+    cpus, load = usable_cpus(), load_average()
+    _log.info(
+        "CPU: %d usable, %d torch threads, %d data workers, OMP_WAIT_POLICY=%s, 1-min load average %s",
+        cpus, threads, workers, os.environ.get("OMP_WAIT_POLICY", "unset"), "n/a" if load is None else f"{load:.1f}",
+    )  # fmt: skip
+    if load is not None and load > cpus:
+        _log.warning(
+            "other processes are using the CPUs (load average %.1f on %d CPUs): epochs will take longer than on an "
+            "idle machine", load, cpus,
+        )  # fmt: skip
+
+
+def _cache_waveforms(data: DataConfig, bundles: list[Any], workers: int, progress: bool | None) -> None:
+    datasets = [b.dataset for b in bundles if isinstance(b.dataset, AudioClipDataset) and b.dataset.cache is None]
+    if datasets:
+        attach_waveform_cache(datasets, data.cache_waveforms, data.waveform_cache_mb, workers, progress)
+
+
 def _validate(
     net: nn.Module, cfg: TrainConfig, train_loader: Any, val_loader: Any, task: Any, device: torch.device, amp: bool,
     progress: bool,
@@ -253,9 +283,12 @@ def fit(
     progress = progress if info.is_main else False
     seed_everything(cfg.seed)
     d = cfg.data
+    workers = default_num_workers() if d.num_workers is None else d.num_workers
+    _setup_cpu(device, workers, info.is_main)
     train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
     val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
     check_trainable(train, val)
+    _cache_waveforms(d, [train, val], workers, progress)
     train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
     val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(train.num_classes, train.labels, train.multi_label)

@@ -23,10 +23,15 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     roof = result.get("roofline")
     lines: list[str] = []
     m = result["machine"]
+    load = result.get("load")
+    if load and load.get("loaded"):
+        lines += [f"**{load['message']}**", ""]
     lines.append(
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
         f"OMP_WAIT_POLICY={m.get('omp_wait_policy', 'default')}."
     )
+    if load:
+        lines.append(_load_line(load["signals"]))
     if roof:
         lines.append(
             f"Roofline: fp32 matmul {roof['matmul_size']}^3 {roof['matmul_gmacs']:.1f} GMAC/s best, "
@@ -59,6 +64,18 @@ def to_markdown(result: Mapping[str, Any]) -> str:
                 cells += [f"{r['matmul_gmacs_interleaved']:.1f}", f"{100 * r['fraction_of_matmul']:.0f}%"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _load_line(signals: Mapping[str, Any]) -> str:
+    def value(key: str, spec: str, scale: float = 1.0) -> str:
+        v = signals.get(key)
+        return "n/a" if v is None else format(v * scale, spec)
+
+    return (
+        f"Load during the runs: 1-min load average {value('load_before', '.1f')} before, "
+        f"{value('load_after', '.1f')} after, on {signals.get('cpus')} usable CPUs; our threads waited for a CPU "
+        f"{value('wait_fraction', '.1f', 100)}% of their runnable time; CPU pressure {value('cpu_pressure', '.0f')}%."
+    )
 
 
 def plot(result: Mapping[str, Any], path: str | Path, accuracy: Mapping[str, float] | None = None) -> Path:

@@ -11,6 +11,11 @@ A *form* is one way of running a registered model:
   optimisations on, as many intra-op threads as torch uses).
 
 All candidates of one (input size, batch) are timed interleaved; ratios are against the reference.
+
+Ratios from a machine whose CPUs other processes are using are misleading (candidates with many small
+operators suffer most), so the runs are watched: the run-queue wait of this process's threads, the load
+average, CPU pressure and the run-to-run spread go into ``result["load"]``
+(:func:`arinext.utils.cpu.assess_load`), and a loaded machine is flagged in the reports.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ...deploy.optimize import optimize_for_inference
 from ...layers.reparam import ReparamMultiKernelDWConv, randomize_batchnorm, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
+from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
 
@@ -154,8 +160,7 @@ def _has_reparam(name: str, cfg: BenchConfig) -> bool:
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure every candidate at every (size, batch); returns a JSON-ready dict (see :mod:`.report`)."""
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    threads = configure_threads(cfg.threads)
     candidates = list(dict.fromkeys([*cfg.candidates, cfg.reference]))
     for cand in candidates:
         name, form = _split(cand)
@@ -164,6 +169,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": _machine(), "config": _config_dict(cfg), "rows": []}
     if cfg.with_roofline:
         result["roofline"] = roofline(cfg.roofline_matmul, cfg.roofline_copy_mib, device=cfg.device)
+    load_before, run_cpu, run_wait = load_average(), 0.0, 0.0
+    spreads: dict[str, tuple[float, float, float]] = {}
     for size in cfg.sizes:
         label, frames, mels = parse_size(size)
         static: dict[str, dict[str, Any]] = {}
@@ -184,11 +191,19 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 if cfg.with_roofline:  # interleaved too, so that the fraction sees the same machine load
                     a = torch.randn(cfg.roofline_matmul, cfg.roofline_matmul, device=cfg.device)
                     timed[_MATMUL] = lambda a=a: torch.mm(a, a)
-                stats = time_interleaved(timed, cfg.runs, cfg.warmup, cfg.device)
+                with RunQueueWait() as watch:
+                    stats = time_interleaved(timed, cfg.runs, cfg.warmup, cfg.device)
+                run_cpu += watch.cpu or 0.0
+                run_wait += watch.wait or 0.0
+                for cand, st in stats.items():
+                    spreads[f"{cand} at {label}, batch {batch}"] = (st.median_ms, st.p90_ms, st.min_ms)
                 memory = {c: _memory(c, r, cfg) for c, r in runners.items()} if cfg.measure_memory else {}
             matmul = stats.pop(_MATMUL, None)
             matmul_gmacs = cfg.roofline_matmul**3 / (matmul.median_ms * 1e-3) / 1e9 if matmul else None
             result["rows"].extend(_rows(label, frames, mels, batch, stats, static, memory, cfg.reference, matmul_gmacs))
+    wait_fraction = run_wait / (run_cpu + run_wait) if run_cpu + run_wait > 0 else None
+    verdict = assess_load(spreads, wait_fraction, load_before, load_average(), threads, cpu_pressure())
+    result["load"] = {**verdict.to_dict(), "message": verdict.message()}
     return result
 
 

@@ -1,0 +1,175 @@
+"""The fast data path gives the plain path's data: persistent workers see every epoch, the waveform cache
+serves the decoded samples, and the trainer reports the time with no batch at each epoch start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from arinext.audio import get_preset
+from arinext.audio.augment import SpecAugment
+from arinext.data import AudioClipDataset, ClipRecord, make_loader
+from arinext.data.waveforms import WaveformCache, attach_waveform_cache, estimate_decoded_bytes
+from arinext.train import load_config
+from arinext.train.trainer import fit
+
+from .test_data_fakes import make_speech_commands, write_audio
+
+FE = get_preset("speech_commands_v2", clip_seconds=0.25, num_frames=126)
+
+
+def _noisy(path, seconds, sr, channels, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((int(seconds * sr), channels)).astype(np.float32) * 0.1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x if channels > 1 else x[:, 0], sr)
+    return str(path)
+
+
+def _records(tmp_path):
+    return [  # at the model's rate, resampled (stereo 22.05 kHz), and a segment inside a file
+        ClipRecord(_noisy(tmp_path / "a.wav", 0.7, 16000, 1, 0), 0),
+        ClipRecord(_noisy(tmp_path / "b.wav", 0.9, 22050, 2, 1), 1),
+        ClipRecord(_noisy(tmp_path / "c.flac", 1.5, 16000, 1, 2), 0, start=0.3, end=1.1),
+        ClipRecord(_noisy(tmp_path / "d.wav", 0.1, 16000, 1, 3), 1),  # shorter than the crop
+    ]
+
+
+def _items(ds, epochs=(0, 1)):
+    out = []
+    for e in epochs:
+        ds.set_epoch(e)
+        out.append([ds[i]["inputs"] for i in range(len(ds))])
+    return out
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_waveform_cache_gives_the_decoded_samples(tmp_path, training):
+    recs = _records(tmp_path)
+    kwargs = dict(training=training, views=1 if training else 3, spec_augment=SpecAugment() if training else None)
+    plain = AudioClipDataset(recs, FE, **kwargs)
+    cached = AudioClipDataset(recs, FE, **kwargs)
+    cache = attach_waveform_cache([cached], enabled=True)
+    assert cache is not None and len(cache) == 4 and cached.waveform_cache is cache
+    for a, b in zip(_items(plain), _items(cached)):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    # the cache is really read (not the file): overwrite what it holds and the features change
+    cache.buffer.zero_()
+    assert not torch.equal(cached[0]["inputs"], plain[0]["inputs"])
+
+
+def test_waveform_cache_read_matches_load_audio_and_errors(tmp_path):
+    from arinext.audio.io import AudioDecodeError, load_audio
+
+    path = _noisy(tmp_path / "s.wav", 1.0, 44100, 2, 5)
+    samples, rate = load_audio(path)
+    cache = WaveformCache({path: (samples, rate)})
+    for start, end, sr in ((0.1, 0.6, 16000), (None, None, 44100), (0.25, 2.0, 22050)):
+        assert np.array_equal(cache.read(path, start, end, sr), load_audio(path, sr, start, end)[0])
+    with pytest.raises(AudioDecodeError, match="holds no samples"):
+        cache.read(path, 1.5, 2.0, 16000)
+    out = cache.read(path, None, None, 44100)
+    out[:] = 0  # callers may modify their crop: the cache must not change
+    assert np.array_equal(cache.read(path, None, None, 44100), samples)
+
+
+def test_waveform_cache_size_limit_and_automatic_mode(tmp_path, caplog):
+    recs = _records(tmp_path)
+    paths = [r.path for r in recs]
+    est = estimate_decoded_bytes(paths)
+    assert 0.9 * 4 * (0.7 + 1.5 + 0.1) * 16000 < est < 4 * 4 * 44100  # header-based, order of magnitude
+    ds = AudioClipDataset(recs, FE, training=False)
+    assert attach_waveform_cache([ds], enabled=None, limit_mb=est / 2**20 / 10) is None  # does not fit: off
+    assert ds.waveform_cache is None
+    assert attach_waveform_cache([ds], enabled=False) is None
+    small = attach_waveform_cache([ds], enabled=True, limit_mb=0.7 * 16000 * 4 * 1.01 / 2**20)
+    assert small is not None and len(small) == 1 and small.nbytes <= 0.7 * 16000 * 4 * 1.01  # the rest from disk
+    plain = AudioClipDataset(recs, FE, training=False)
+    for i in range(len(recs)):
+        assert torch.equal(ds[i]["inputs"], plain[i]["inputs"])
+
+
+def test_persistent_workers_see_every_epoch(tmp_path):
+    recs = _records(tmp_path) * 2
+    ds = AudioClipDataset(recs, FE, training=True, spec_augment=SpecAugment())
+    attach_waveform_cache([ds], enabled=True, num_workers=2)  # few files: decoded in this process
+    loader = make_loader(ds, 2, shuffle=False, num_workers=2, persistent_workers=True)
+    assert loader.persistent_workers
+    seen = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        seen.append(torch.cat([b["inputs"] for b in loader]))
+        workers = loader._iterator._workers  # the same processes serve every epoch
+        if epoch == 0:
+            first_workers = [w.pid for w in workers]
+        assert [w.pid for w in workers] == first_workers
+    reference = AudioClipDataset(recs, FE, training=True, spec_augment=SpecAugment())
+    for epoch in range(3):
+        reference.set_epoch(epoch)
+        expected = torch.stack([reference[i]["inputs"] for i in range(len(recs))])
+        assert torch.equal(seen[epoch], expected), epoch  # the workers used this epoch's crops and masks
+    assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[1], seen[2])
+
+
+def test_epoch_reaches_workers_only_through_shared_memory(tmp_path):
+    """The trap the shared epoch avoids: a plain attribute set in the main process stays behind in
+    persistent workers, which then repeat epoch 0's crops forever."""
+
+    class PlainEpoch(AudioClipDataset):
+        def set_epoch(self, epoch: int) -> None:
+            self.__dict__["plain_epoch"] = epoch
+
+        def _generator(self, index: int) -> torch.Generator:
+            return torch.Generator().manual_seed(1000 * self.__dict__.get("plain_epoch", 0) + index)
+
+    recs = _records(tmp_path)
+    ds = PlainEpoch(recs, FE, training=True, spec_augment=SpecAugment())
+    loader = make_loader(ds, 2, shuffle=False, num_workers=1, persistent_workers=True)
+    batches = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        batches.append(torch.cat([b["inputs"] for b in loader]))
+    assert torch.equal(batches[0], batches[1])
+
+
+def test_trainer_logs_time_to_first_batch_and_caches(tmp_path):
+    root = make_speech_commands(tmp_path / "sc")
+    cfg = load_config({
+        "model": "audio_rep_inception_next_tiny",
+        "data": {"dataset": "speech_commands_v2", "root": str(root), "batch_size": 4, "num_workers": 1,
+                 "frontend": {"num_frames": 32, "clip_seconds": 0.5, "n_mels": 32}},
+        "optim": {"epochs": 2, "lr_steps": [], "lr_factors": []},
+        "device": "cpu", "export_pretrained": False,
+    })  # fmt: skip
+    result = fit(cfg, tmp_path / "run", progress=False)
+    for row in result.history:
+        assert 0 < row["train_first_batch_s"] <= row["train_data_wait_s"] + 1e-9
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
+    assert "train_first_batch_s" in log and "train_data_wait_s" in log
+
+
+def test_data_config_waveform_keys():
+    cfg = load_config({"data": {"cache_waveforms": True, "waveform_cache_mb": 64}})
+    assert cfg.data.cache_waveforms is True and cfg.data.waveform_cache_mb == 64.0
+    assert load_config({}).data.cache_waveforms is None
+    with pytest.raises(ValueError, match="waveform_cache_mb"):
+        load_config({"data": {"waveform_cache_mb": -1}})
+
+
+def test_waveform_cache_decodes_in_workers(tmp_path, monkeypatch):
+    import arinext.data.waveforms as waveforms
+
+    monkeypatch.setattr(waveforms, "_PARALLEL_FROM", 2)
+    recs = _records(tmp_path)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEjunk")
+    recs.append(ClipRecord(str(tmp_path / "bad.wav"), 0))
+    ds = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
+    cache = attach_waveform_cache([ds], enabled=True, num_workers=2)
+    assert cache is not None and len(cache) == 4 and str(tmp_path / "bad.wav") not in cache
+    plain = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
+    for i in range(4):
+        assert torch.equal(ds[i]["inputs"], plain[i]["inputs"])
+    assert ds[4]["inputs"] is None and "bad.wav" in plain[4]["error"] and ds[4]["error"] == plain[4]["error"]
