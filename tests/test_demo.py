@@ -41,6 +41,10 @@ def test_demo_runs_every_phase_and_writes_the_report(demo_run, capsys):
     assert int8["clips"] == n and int8["portable"] and int8["fp32_accuracy"] == results["export"]["onnx_accuracy"]
     assert f"top-1 agreement with ONNX fp32 {int8['agreement']:.1%}" in report
     assert ("passed" if int8["passed"] else "**refused**") in report
+    budget = results["train"]["budget"]  # the default budget: at most --epochs, set after the first epoch
+    assert budget["minutes"] == 4.5 and budget["max_epochs"] == 2 and results["train"]["epochs"] == 2
+    assert budget["first_epoch_seconds"] > 0 and budget["total_seconds"] > budget["first_epoch_seconds"]
+    assert f"Time budget 4.5 min (`--minutes`): the first epoch took {budget['first_epoch_seconds']:.1f} s" in report
 
 
 def test_bundled_sample_is_found():
@@ -50,9 +54,12 @@ def test_bundled_sample_is_found():
 
 def test_demo_with_a_held_out_source_reports_both_accuracies(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--epochs", "1", "--bench-runs", "1", "--workers", "0", "--holdout", "engine=flite"]
-    assert main([*args, "-q"]) == 0
+    args = ["demo", "--out", str(out), "--epochs", "1", "--minutes", "0", "--bench-runs", "1", "--workers", "0",
+            "--holdout", "engine=flite"]  # fmt: skip
+    code = main([*args, "-q"])
     results = json.loads((out / "results.json").read_text())
+    assert code == (0 if results["export"]["int8_check"]["passed"] else 1)  # after 1 epoch int8 may be refused
+    assert results["train"]["epochs"] == 1 and results["train"]["budget"]["minutes"] is None
     held = results["holdout"]
     assert held["source"] == "engine=flite" and held["heldout_clips"] == 40  # 4 flite voices x 10 words
     assert held["split"]["closure_leaks"] == {"speaker=cmu-kal": 10, "speaker=cmu-slt": 10}
@@ -62,3 +69,17 @@ def test_demo_with_a_held_out_source_reports_both_accuracies(tmp_path, capsys):
     assert f"| held-out source engine=flite (never trained on) | 40 | {held['heldout_top1']:.1%} |" in report
     assert "held-out engine=flite" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "x"), "--holdout", "flite"]) == 2
+
+
+def test_budget_epochs_fit_the_minutes():
+    from arinext.apps.demo import AFTER_TRAINING_EPOCHS, MIN_BUDGET_EPOCHS, budget_epochs
+
+    # 4 min, 20 s gone, 2 s per epoch: (240 - 20 - 25 * 2) / 2.2 = 77.3 -> 1 + 77 epochs
+    assert AFTER_TRAINING_EPOCHS == 25.0
+    assert budget_epochs(4.0, 20.0, 2.0, 120) == 78
+    assert budget_epochs(4.0, 20.0, 1.0, 120) == 120  # a fast machine: capped at the most epochs
+    assert budget_epochs(4.0, 20.0, 2.0, 60) == 60
+    # a machine twice as slow trains about half the epochs in the same minutes
+    assert budget_epochs(4.0, 40.0, 4.0, 120) == 1 + int((240 - 40 - 100) // 4.4)
+    assert budget_epochs(1.0, 50.0, 5.0, 120) == MIN_BUDGET_EPOCHS  # never fewer, with a warning
+    assert budget_epochs(1.0, 50.0, 5.0, 3) == 3

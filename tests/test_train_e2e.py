@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 import arinext
 from arinext import create_model
@@ -143,3 +144,32 @@ def test_init_from_authors_checkpoint(official_dir):
         if not k.startswith("head."):
             torch.testing.assert_close(v, ref[k], msg=k)
     assert model.head.fc.out_features == 3
+
+
+def test_plan_epochs_sets_the_schedule_after_the_first_epoch(tmp_path):
+    """A time budget's plan: called once with the first epoch's seconds; steps and evaluation scale with it."""
+    from arinext.train import fit, load_config
+
+    root = make_tones(tmp_path / "tones")
+    cfg = load_config({
+        "model": "audio_rep_inception_next_tiny",
+        "data": {"dataset": "folder", "root": str(root), "frontend": yaml_map(FRONTEND), "batch_size": 12,
+                 "num_workers": 0, "spec_augment": False},
+        "optim": {"lr": 0.05, "epochs": 12, "lr_steps": [6, 9], "lr_factors": [0.1, 0.01]},
+        "eval_every": 4, "precise_bn_batches": 0, "device": "cpu",
+    })  # fmt: skip
+    seen: list[float] = []
+    result = fit(cfg, tmp_path / "run", progress=False, plan_epochs=lambda s: seen.append(s) or 4)
+    assert len(seen) == 1 and seen[0] > 0
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert all("val_top1" in row for row in result.history)  # eval_every 4 x 4/12 -> 1
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["optim"]["epochs"] == 4 and saved["optim"]["lr_steps"] == [2, 3] and saved["eval_every"] == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 4
+    # a plan asking for more than the recipe's epochs gets the recipe's epochs (the budget only shortens)
+    cfg.optim.epochs, cfg.optim.lr_steps = 2, [1]
+    assert len(fit(cfg, tmp_path / "run2", progress=False, plan_epochs=lambda s: 50).history) == 2
+
+
+def yaml_map(text: str) -> dict:
+    return yaml.safe_load(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -55,7 +56,10 @@ class DemoOptions:
     out: str = "runs/demo"
     data: str | None = None
     model: str = "audio_rep_inception_next_tiny"
+    #: the most epochs; the time budget picks the number (``minutes=None``: exactly this many)
     epochs: int = 120
+    #: time budget of the whole demo: the epochs are set from the first epoch's measured time
+    minutes: float | None = 4.5
     lr: float = 0.1
     batch_size: int = 32
     num_workers: int = 2
@@ -79,7 +83,33 @@ class DemoOptions:
         return {"column": column, "values": [value]}
 
 
-def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path) -> FitResult:
+#: The phases after training (evaluation, fusion checks, ONNX export, int8 check, classification, benchmark)
+#: take about this many first-epoch times, measured with ``arinext demo`` (BENCHMARKS.md, "Demo time budget").
+AFTER_TRAINING_EPOCHS = 25.0
+#: the budget never trains fewer epochs than this (it then says that the budget will be exceeded)
+MIN_BUDGET_EPOCHS = 10
+
+
+def budget_epochs(minutes: float, elapsed: float, first_epoch: float, max_epochs: int) -> int:
+    """Epochs that fit the demo into ``minutes`` after ``elapsed`` seconds, the first epoch taking ``first_epoch``.
+
+    The rest of the budget, less :data:`AFTER_TRAINING_EPOCHS` epoch-times for the later phases, is divided
+    by the first epoch's time plus 10% (validation passes and margin; later epochs are a little faster, as
+    the data workers and kernels are already warm). Between :data:`MIN_BUDGET_EPOCHS` and ``max_epochs``.
+    """
+    left = minutes * 60.0 - elapsed - AFTER_TRAINING_EPOCHS * first_epoch
+    fit = 1 + int(max(0.0, left) // (1.1 * first_epoch))
+    epochs = max(min(MIN_BUDGET_EPOCHS, max_epochs), min(max_epochs, fit))
+    if fit < MIN_BUDGET_EPOCHS:
+        log.warning("the first epoch took %.1f s: %d epochs (the fewest the demo trains) will exceed the %.1f-minute "
+                    "budget", first_epoch, epochs, minutes)  # fmt: skip
+    return epochs
+
+
+def train_demo_model(
+    opts: DemoOptions, root: Path, words: list[str], out: Path, plan: Callable[[float], int] | None = None
+) -> FitResult:
+    """Train the demo's keyword model into ``out``; ``plan`` (see :func:`arinext.train.fit`) may set the epochs."""
     lr_steps = [int(opts.epochs * 0.6), int(opts.epochs * 0.85)]
     cfg = load_config(
         {
@@ -114,7 +144,7 @@ def train_demo_model(opts: DemoOptions, root: Path, words: list[str], out: Path)
             "device": "cpu",
         }
     )
-    return fit(cfg, out, progress=opts.progress)
+    return fit(cfg, out, progress=opts.progress, plan_epochs=plan)
 
 
 def featurize_subset(
@@ -190,6 +220,7 @@ def _plot_latency(latency: dict[str, Any], path: Path) -> Path | None:
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run every phase and write ``report.md``; returns the numbers it reports."""
+    start = time.perf_counter()
     torch.manual_seed(opts.seed)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,9 +243,21 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         bar.update(1)
 
     phase("train")
-    run = train_demo_model(opts, root, words, out / "train")
+    budget: dict[str, Any] = {"minutes": opts.minutes, "max_epochs": opts.epochs}
+
+    def plan(first_epoch: float) -> int:
+        elapsed = time.perf_counter() - start
+        epochs = budget_epochs(opts.minutes, elapsed, first_epoch, opts.epochs)  # type: ignore[arg-type]
+        budget.update(first_epoch_seconds=first_epoch, elapsed_after_first_epoch=elapsed)
+        log.info("time budget %g min: the first epoch took %.1f s, so the demo trains %d epochs (at most %d)",
+                 opts.minutes, first_epoch, epochs, opts.epochs)  # fmt: skip
+        return epochs
+
+    run = train_demo_model(opts, root, words, out / "train", plan=plan if opts.minutes else None)
     run.model.eval()
-    results["train"] = {"best_val_top1": run.best, "best_epoch": run.best_epoch, "epochs": opts.epochs}
+    epochs = len(run.history)
+    budget["epochs"] = epochs
+    results["train"] = {"best_val_top1": run.best, "best_epoch": run.best_epoch, "epochs": epochs, "budget": budget}
     done("train")
 
     phase("evaluate")
@@ -305,6 +348,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     phase("report")
     _plot_latency(results["latency"], out / "latency.png")
     results["phase_seconds"] = {k: v for k, v in timings.items() if k != "report"}
+    results["train"]["budget"]["total_seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out / "report.md").write_text(render_report(results))
     done("report")
@@ -341,6 +385,17 @@ def _source_lines(r: dict[str, Any]) -> list[str]:
             f"({sum(held['split']['removed_by_closure'].values())} clips). Gap: {100 * held['gap_top1']:.1f} points.",
         ]
     return [*lines, ""]
+
+
+def _budget_line(t: dict[str, Any]) -> str:
+    b = t["budget"]
+    total = f"{b['total_seconds']:.0f} s in all" if "total_seconds" in b else ""
+    if not b.get("minutes"):
+        return f"No time budget (`--minutes 0`): {t['epochs']} epochs as asked; {total}."
+    return (
+        f"Time budget {b['minutes']:g} min (`--minutes`): the first epoch took {b['first_epoch_seconds']:.1f} s, "
+        f"so the demo trained {t['epochs']} epochs (at most {b['max_epochs']}); {total}."
+    )
 
 
 def render_report(r: dict[str, Any]) -> str:
@@ -413,4 +468,5 @@ def render_report(r: dict[str, Any]) -> str:
         "",
     ]
     lines.append(" | ".join(f"{k} {v:.0f}" for k, v in r["phase_seconds"].items()))
+    lines += ["", _budget_line(r["train"]), ""]
     return "\n".join(lines) + "\n"

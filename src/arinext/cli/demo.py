@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         choices=("audio_rep_inception_next_tiny", "audio_rep_inception_next_small", "audio_rep_inception_next"),
         help="model to train",
     )
-    p.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
+    p.add_argument(
+        "--minutes", type=float, default=defaults.minutes,
+        help="time budget of the whole demo: sets the epochs from the first epoch's time (0: exactly --epochs)",
+    )  # fmt: skip
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="the most training epochs")
     p.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate")
     p.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading workers")
     p.add_argument("--bench-runs", type=int, default=defaults.bench_runs, help="timed runs per model")
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data,
         model=args.model,
         epochs=args.epochs,
+        minutes=args.minutes or None,
         lr=args.lr,
         num_workers=args.workers,
         bench_runs=args.bench_runs,
@@ -74,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'latency, batch 1':<26} {'median ms':>10}")
     for name, row in r["latency"].items():
         print(f"  {name:<26} {row['median_ms']:>10.2f}")
+    t = r["train"]
+    b = t["budget"]
+    if b.get("minutes"):
+        print(f"  time budget {b['minutes']:g} min: {t['epochs']} epochs (first epoch {b['first_epoch_seconds']:.1f} s), "
+              f"{b['total_seconds']:.0f} s in all")  # fmt: skip
+    else:
+        print(f"  {t['epochs']} epochs (no time budget), {b['total_seconds']:.0f} s in all")
     print(f"  report: {opts.out}/report.md")
     same = all(row["same_predictions"] == n for row in r["fusion"].values()) and e["onnx_same_predictions"] == n
     return 0 if same and c["passed"] else 1

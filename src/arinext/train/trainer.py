@@ -19,8 +19,9 @@ import copy
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ __all__ = ["FitResult", "FoldsResult", "fit", "fit_folds", "load_init_weights", 
 _log = logging.getLogger(__name__)
 
 EpochHook = Callable[[int, dict[str, Any]], None]
+#: ``plan(first_epoch_seconds) -> epochs``: the run's number of epochs, chosen after its first epoch
+EpochPlan = Callable[[float], int]
 
 
 @dataclass
@@ -266,6 +269,7 @@ def fit(
     resume: bool = False,
     progress: bool | None = None,
     on_epoch_end: EpochHook | None = None,
+    plan_epochs: EpochPlan | None = None,
 ) -> FitResult:
     """Train ``cfg`` into ``out_dir``.
 
@@ -275,6 +279,10 @@ def fit(
         resume: continue from ``out_dir/last.pt`` when it exists.
         progress: progress bars on the main process: ``None`` on a terminal only, ``True``/``False`` always/never.
         on_epoch_end: called as ``hook(epoch, row)`` on every process after each epoch's checkpoint.
+        plan_epochs: for a time budget: called once, after the first epoch of a new run, with that
+            epoch's wall seconds; it returns the run's number of epochs (at least 1, at most
+            ``cfg.optim.epochs``). ``lr_steps`` and ``eval_every`` are scaled by the same ratio, and
+            ``config.yaml`` is rewritten with the result, so ``--resume`` continues the same schedule.
     """
     cfg = _preflight(cfg)
     out = Path(out_dir)
@@ -324,7 +332,9 @@ def fit(
         seed_everything(cfg.seed + info.rank)  # different augmentation noise on each process
 
     extra_static = {"labels": train.labels, "num_classes": train.num_classes, "frontend": train.frontend.to_dict()}
-    for epoch in range(start_epoch, cfg.optim.epochs):
+    epoch = start_epoch
+    while epoch < cfg.optim.epochs:
+        tic = time.perf_counter()
         lr = cfg.optim.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -332,6 +342,8 @@ def fit(
         if hasattr(train.dataset, "set_epoch"):
             train.dataset.set_epoch(epoch)  # per-epoch crops and SpecAugment draws
         stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.freezes_bn(), amp, progress)
+        if plan_epochs is not None and epoch == 0:
+            cfg = _replan(cfg, plan_epochs, time.perf_counter() - tic, info, out)
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
             summary = _validate(net, cfg, train_loader, val_loader, task, device, amp, progress)
@@ -347,6 +359,7 @@ def fit(
         barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
+        epoch += 1
     if info.is_main:
         logger.close()  # type: ignore[union-attr]
         plot_curves(history, out / "curves.png")
@@ -354,6 +367,23 @@ def fit(
             _export_best(out, train.labels, train.frontend.to_dict(), cfg)
     barrier()
     return FitResult(best, best_epoch, history, model, out)
+
+
+def _replan(cfg: TrainConfig, plan: EpochPlan, seconds: float, info: DistInfo, out: Path) -> TrainConfig:
+    """``cfg`` with the epochs ``plan`` chose after a first epoch of ``seconds`` (the same on every process)."""
+    wanted = torch.tensor([float(plan(seconds)) if info.is_main else 0.0])
+    if info.distributed:
+        dist.broadcast(wanted, src=0)
+    old = cfg.optim.epochs
+    epochs = int(min(old, max(1, wanted.item())))
+    ratio = epochs / old
+    optim = replace(cfg.optim, epochs=epochs, lr_steps=[max(1, round(s * ratio)) for s in cfg.optim.lr_steps])
+    cfg = replace(cfg, optim=optim, eval_every=max(1, round(cfg.eval_every * ratio)))
+    if info.is_main:
+        _log.info("first epoch took %.1f s: training for %d of at most %d epochs (learning-rate steps at %s)",
+                  seconds, epochs, old, optim.lr_steps)  # fmt: skip
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return cfg
 
 
 def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
