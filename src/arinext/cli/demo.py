@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..apps.demo import DemoOptions
 from . import add_parser, progress_setting
@@ -13,6 +14,19 @@ DESCRIPTION = (
     "layout), tests it on unseen speakers, checks fused = unfused = ONNX, classifies a clip, times the forms "
     "against Slow-Fast and writes OUT/report.md."
 )
+
+
+def _augment(text: str) -> dict[str, Any]:
+    import yaml
+
+    from ..audio.waveaug import check_augment_spec
+
+    try:
+        spec = yaml.safe_load(text)
+        check_augment_spec(spec)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc).splitlines()[0]) from exc
+    return dict(spec or {})
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -36,6 +50,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--bench-runs", type=int, default=defaults.bench_runs, help="timed runs per model")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights, data order and augmentation")
     p.add_argument(
+        "--augment", type=_augment, default=None, metavar="MAPPING",
+        help="waveform augmentation of the training clips, as data.augment of a recipe, e.g. "
+        "'{speed: true, reverb: true}' (README, Waveform augmentation)",
+    )  # fmt: skip
+    p.add_argument(
         "--holdout", metavar="COLUMN=VALUE", default=None,
         help="leave one source out, e.g. engine=flite: train without it, report it beside the unseen speakers",
     )  # fmt: skip
@@ -57,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress_setting(args),
         holdout=args.holdout,
+        augment=args.augment or {},
     )
     r = run_demo(opts)
     n = r["test_clips"]
