@@ -35,7 +35,7 @@ def test_keywords_recipe_is_the_demos_recipe(monkeypatch):
     from arinext.apps import demo
 
     seen = {}
-    monkeypatch.setattr(demo, "fit", lambda cfg, out, progress=None: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr(demo, "fit", lambda cfg, out, progress=None, plan_epochs=None: seen.setdefault("cfg", cfg))
     demo.train_demo_model(demo.DemoOptions(epochs=60, num_workers=0), demo.bundled_sample(), ["yes", "no"], "x")
     ours = load_config("keywords", ["data.root=r", "data.num_workers=0", "eval_every=7", "device=cpu"]).to_dict()
     theirs = seen["cfg"].to_dict()
