@@ -1,0 +1,103 @@
+"""Training when the CPUs are not all ours: clips/s of the demo's training loop with 0, 1 or 2 busy processes beside it.
+
+Each measurement is a fresh process training the demo's tiny model on the bundled sample (keywords recipe:
+2 data workers, batch 32, 2 threads) for ``--seconds``, after one warm-up epoch:
+
+- ``spinning``: torch imported before arinext, so OpenMP keeps libgomp's default wait policy (its threads
+  spin after every parallel region): what every run did before ``import arinext`` set the policy;
+- ``arinext``: ``import arinext`` first, which sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the environment says
+  otherwise) before torch loads: what ``arinext train`` does now.
+
+The busy processes are plain Python loops (``--hogs``), like a second job on the machine.
+
+    python benchmarks/shared_cpu.py --seconds 20 --hogs 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+
+def spin() -> None:
+    while True:
+        pass
+
+
+def child(mode: str, seconds: float) -> None:
+    if mode == "spinning":
+        import torch  # noqa: F401  (first: the OpenMP runtime starts with its default wait policy)
+    else:
+        import arinext  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads)
+    import torch
+    import torch.nn.functional as F
+
+    import arinext
+    from arinext.apps.demo import bundled_sample
+    from arinext.data import make_loader
+    from arinext.train import load_config
+    from arinext.train.data import build_dataset
+
+    torch.set_num_threads(2)
+    cfg = load_config("keywords", [f"data.root={bundled_sample()}"])
+    data = build_dataset(cfg.data, cfg.data.train_subset, training=True, seed=0).dataset
+    loader = make_loader(data, 32, True, 2, seed=0, drop_last=True, persistent_workers=True)
+    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=10).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    clips, start, epoch = 0, None, 0
+    while start is None or time.perf_counter() - start < seconds:
+        data.set_epoch(epoch)
+        for batch in loader:
+            opt.zero_grad(set_to_none=True)
+            x = batch["inputs"].contiguous(memory_format=torch.channels_last)
+            F.cross_entropy(model(x), batch["target"]).backward()
+            opt.step()
+            if start is not None:
+                clips += x.shape[0]
+                if time.perf_counter() - start >= seconds:
+                    break
+        if start is None:  # the first epoch warms up workers and kernels
+            start = time.perf_counter()
+        epoch += 1
+    elapsed = time.perf_counter() - start
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    print(json.dumps({"clips_per_s": clips / elapsed, "policy": policy}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=20.0, help="timed training per measurement")
+    p.add_argument("--hogs", type=int, nargs="+", default=[0, 1, 2], help="busy processes beside the training")
+    p.add_argument("--child", nargs=2, metavar=("MODE", "SECONDS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args.child[0], float(args.child[1]))
+        return
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    print(f"{os.cpu_count()} CPUs, load average before {os.getloadavg()[0]:.2f}\n")
+    print("| busy processes | spinning (libgomp default), clips/s | arinext (PASSIVE), clips/s | ratio |")
+    print("|---:|---:|---:|---:|")
+    for hogs in args.hogs:
+        procs = [mp.Process(target=spin, daemon=True) for _ in range(hogs)]
+        for h in procs:
+            h.start()
+        try:
+            rate = {}
+            for mode in ("spinning", "arinext"):
+                out = subprocess.run([sys.executable, __file__, "--child", mode, str(args.seconds)], env=env,
+                                     capture_output=True, text=True, check=True)  # fmt: skip
+                rate[mode] = json.loads(out.stdout.strip().splitlines()[-1])["clips_per_s"]
+        finally:
+            for h in procs:
+                h.terminate()
+        print(f"| {hogs} | {rate['spinning']:.1f} | {rate['arinext']:.1f} | {rate['arinext'] / rate['spinning']:.1f}x |",
+              flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
