@@ -74,12 +74,12 @@ def test_demo_with_a_held_out_source_reports_both_accuracies(tmp_path, capsys):
 def test_budget_epochs_fit_the_minutes():
     from arinext.apps.demo import AFTER_TRAINING_EPOCHS, MIN_BUDGET_EPOCHS, budget_epochs
 
-    # 4 min, 20 s gone, 2 s per epoch: (240 - 20 - 25 * 2) / 2.2 = 77.3 -> 1 + 77 epochs
-    assert AFTER_TRAINING_EPOCHS == 25.0
-    assert budget_epochs(4.0, 20.0, 2.0, 120) == 78
+    # 4 min, 20 s gone, 2 s per epoch: (240 - 20 - 5 * 2) / 2.2 = 95.5 -> 1 + 95 epochs
+    assert AFTER_TRAINING_EPOCHS == 5.0
+    assert budget_epochs(4.0, 20.0, 2.0, 120) == 96
     assert budget_epochs(4.0, 20.0, 1.0, 120) == 120  # a fast machine: capped at the most epochs
     assert budget_epochs(4.0, 20.0, 2.0, 60) == 60
     # a machine twice as slow trains about half the epochs in the same minutes
-    assert budget_epochs(4.0, 40.0, 4.0, 120) == 1 + int((240 - 40 - 100) // 4.4)
+    assert budget_epochs(4.0, 40.0, 4.0, 120) == 1 + int((240 - 40 - 20) // 4.4)
     assert budget_epochs(1.0, 50.0, 5.0, 120) == MIN_BUDGET_EPOCHS  # never fewer, with a warning
     assert budget_epochs(1.0, 50.0, 5.0, 3) == 3
