@@ -1,4 +1,5 @@
-"""Training when the CPUs are not all ours: clips/s of the demo's training loop with 0, 1 or 2 busy processes beside it.
+"""Training when the CPUs are not all ours: clips/s of the demo's training loop with 0, 1 or 2 busy processes beside it,
+and what the wait policy costs a batch-1 forward pass of the tiny model (2 threads).
 
 Each measurement is a fresh process training the demo's tiny model on the bundled sample (keywords recipe:
 2 data workers, batch 32, 2 threads) for ``--seconds``, after one warm-up epoch:
@@ -44,6 +45,7 @@ def child(mode: str, seconds: float) -> None:
     from arinext.train.data import build_dataset
 
     torch.set_num_threads(2)
+    latency = batch1_latency_ms(torch, arinext)
     cfg = load_config("keywords", [f"data.root={bundled_sample()}"])
     data = build_dataset(cfg.data, cfg.data.train_subset, training=True, seed=0).dataset
     loader = make_loader(data, 32, True, 2, seed=0, drop_last=True, persistent_workers=True)
@@ -66,7 +68,27 @@ def child(mode: str, seconds: float) -> None:
         epoch += 1
     elapsed = time.perf_counter() - start
     policy = os.environ.get("OMP_WAIT_POLICY", "unset")
-    print(json.dumps({"clips_per_s": clips / elapsed, "policy": policy}))
+    print(json.dumps({"clips_per_s": clips / elapsed, "policy": policy, **latency}))
+
+
+def batch1_latency_ms(torch, arinext) -> dict[str, float]:
+    """Median ms of one 1 s clip (101 x 64) through the tiny model's training form and its full fold."""
+    from arinext.layers.reparam import reparameterize_model
+
+    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=10).eval()
+    x = torch.randn(1, 1, 101, 64)
+    out = {}
+    with torch.no_grad():
+        for name, net in (("training_form_ms", model), ("fused_ms", reparameterize_model(model, fold="full"))):
+            for _ in range(20):
+                net(x)
+            times = []
+            for _ in range(100):
+                tic = time.perf_counter()
+                net(x)
+                times.append(1e3 * (time.perf_counter() - tic))
+            out[name] = sorted(times)[len(times) // 2]
+    return out
 
 
 def main() -> None:
@@ -80,23 +102,26 @@ def main() -> None:
         return
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     print(f"{os.cpu_count()} CPUs, load average before {os.getloadavg()[0]:.2f}\n")
-    print("| busy processes | spinning (libgomp default), clips/s | arinext (PASSIVE), clips/s | ratio |")
+    print("| busy processes | spinning (libgomp default): train clips/s, batch-1 ms (training form / fused) | "
+          "arinext (PASSIVE): the same | clips/s ratio |")  # fmt: skip
     print("|---:|---:|---:|---:|")
     for hogs in args.hogs:
         procs = [mp.Process(target=spin, daemon=True) for _ in range(hogs)]
         for h in procs:
             h.start()
         try:
-            rate = {}
+            r = {}
             for mode in ("spinning", "arinext"):
                 out = subprocess.run([sys.executable, __file__, "--child", mode, str(args.seconds)], env=env,
                                      capture_output=True, text=True, check=True)  # fmt: skip
-                rate[mode] = json.loads(out.stdout.strip().splitlines()[-1])["clips_per_s"]
+                r[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         finally:
             for h in procs:
                 h.terminate()
-        print(f"| {hogs} | {rate['spinning']:.1f} | {rate['arinext']:.1f} | {rate['arinext'] / rate['spinning']:.1f}x |",
-              flush=True)  # fmt: skip
+        cells = [f"{m['clips_per_s']:.1f}, {m['training_form_ms']:.2f} / {m['fused_ms']:.2f} ms"
+                 for m in (r["spinning"], r["arinext"])]  # fmt: skip
+        ratio = r["arinext"]["clips_per_s"] / r["spinning"]["clips_per_s"]
+        print(f"| {hogs} | {cells[0]} | {cells[1]} | {ratio:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ def test_wait_policy_is_a_default_not_an_override():
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "ACTIVE"
     env.pop("OMP_WAIT_POLICY")
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
+    env_spin = {**env, "GOMP_SPINCOUNT": "10000"}  # a user's spin count is a choice too: left alone
+    assert subprocess.run([sys.executable, "-c", code.replace("['OMP_WAIT_POLICY']", ".get('OMP_WAIT_POLICY')")],
+                          env=env_spin, capture_output=True, text=True).stdout.strip() == "None"  # fmt: skip
     code = "import os, torch, arinext; print(os.environ.get('OMP_WAIT_POLICY'))"
     assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "None"
 

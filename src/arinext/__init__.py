@@ -11,16 +11,19 @@ Layers, each importing only those below it (``import-linter`` contracts in ``pyp
     layers              re-parameterizable layers, the classifier interface
     utils               timing, progress, optional extras, complexity counts, CPUs and load
 
-Importing arinext before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set: idle
-OpenMP threads then sleep instead of spinning, which keeps training and inference from collapsing when
-other processes share the CPUs (see :mod:`arinext.utils.cpu`). The OpenMP runtime reads the variable only
-when torch is imported, so it cannot be changed afterwards.
+Importing arinext before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless ``OMP_WAIT_POLICY`` or
+``GOMP_SPINCOUNT`` is already set: idle OpenMP threads then sleep instead of spinning, which keeps training
+from collapsing when other processes share the CPUs (see :mod:`arinext.utils.cpu`). On an idle machine it
+costs batch-1 inference of small models with several threads about 3x in latency (each operator wakes the
+sleeping threads); ``GOMP_SPINCOUNT=10000`` (a short spin) or ``OMP_WAIT_POLICY=ACTIVE`` in the environment
+trade that back (BENCHMARKS.md, "Training speed"). The OpenMP runtime reads these variables only when torch
+is imported, so they cannot be changed afterwards.
 """
 
 import os as _os
 import sys as _sys
 
-if "torch" not in _sys.modules:
+if "torch" not in _sys.modules and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset

@@ -104,7 +104,7 @@ def configure_threads(threads: int | None = None) -> int:
 
 def wait_policy_hint() -> str | None:
     """A one-line hint when ``OMP_WAIT_POLICY`` is unset (torch was imported before arinext), else ``None``."""
-    if os.environ.get("OMP_WAIT_POLICY"):
+    if os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT"):
         return None
     return (
         "OMP_WAIT_POLICY is not set (torch was imported before arinext): OpenMP threads spin while idle, which "
