@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -344,6 +345,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     phase("benchmark")
     results["latency"] = _latency(opts, best, len(words), (1, 1, fe.num_frames, fe.n_mels))
+    results["latency_setup"] = {"threads": torch.get_num_threads(),
+                                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}  # fmt: skip
     done("benchmark")
 
     phase("report")
@@ -459,6 +462,9 @@ def render_report(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        f"{r['latency_setup']['threads']} threads, OMP_WAIT_POLICY={r['latency_setup']['omp_wait_policy']} "
+        "(PASSIVE, arinext's default, keeps training fair to other processes but makes these small forward "
+        "passes slower on an idle machine than spinning threads; README, Quick start). "
         "The Slow-Fast row is the paper's full-size baseline (random weights, not trained here) on the same "
         "input: it shows what the paper's comparison model costs at this input size, not a size-matched "
         "contest. Paper-size ARIN vs Slow-Fast: BENCHMARKS.md.",
