@@ -282,7 +282,8 @@ def fit(
         plan_epochs: for a time budget: called once, after the first epoch of a new run, with that
             epoch's wall seconds; it returns the run's number of epochs (at least 1, at most
             ``cfg.optim.epochs``). ``lr_steps`` and ``eval_every`` are scaled by the same ratio, and
-            ``config.yaml`` is rewritten with the result, so ``--resume`` continues the same schedule.
+            ``config.yaml`` and the checkpoints record the result. It is not called when resuming:
+            resume with the schedule of the run's ``config.yaml``.
     """
     cfg = _preflight(cfg)
     out = Path(out_dir)
