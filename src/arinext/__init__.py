@@ -14,7 +14,7 @@ Layers, each importing only those below it (``import-linter`` contracts in ``pyp
 Importing arinext before torch sets ``OMP_WAIT_POLICY=PASSIVE`` unless ``OMP_WAIT_POLICY`` or
 ``GOMP_SPINCOUNT`` is already set: idle OpenMP threads then sleep instead of spinning, which keeps training
 from collapsing when other processes share the CPUs (see :mod:`arinext.utils.cpu`). On an idle machine it
-costs batch-1 inference of small models with several threads about 3x in latency (each operator wakes the
+costs batch-1 inference of small models with several threads 2-3x in latency (each operator wakes the
 sleeping threads); ``GOMP_SPINCOUNT=10000`` (a short spin) or ``OMP_WAIT_POLICY=ACTIVE`` in the environment
 trade that back (BENCHMARKS.md, "Training speed"). The OpenMP runtime reads these variables only when torch
 is imported, so they cannot be changed afterwards.
