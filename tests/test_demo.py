@@ -69,6 +69,11 @@ def test_demo_with_a_held_out_source_reports_both_accuracies(tmp_path, capsys):
     assert f"| held-out source engine=flite (never trained on) | 40 | {held['heldout_top1']:.1%} |" in report
     assert "held-out engine=flite" in capsys.readouterr().out
     assert main(["demo", "--out", str(tmp_path / "x"), "--holdout", "flite"]) == 2
+    for bad in (["--minutes", "-1"], ["--augment", "{speed: true, echo: 1}"]):  # refused by the parser
+        with pytest.raises(SystemExit) as exc:
+            main(["demo", "--out", str(tmp_path / "x"), *bad])
+        assert exc.value.code == 2
+    assert "got '-1'" in capsys.readouterr().err
 
 
 def test_budget_epochs_fit_the_minutes():

@@ -16,6 +16,16 @@ DESCRIPTION = (
 )
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected minutes >= 0 (0: no budget), got {text!r}")
+    return value
+
+
 def _augment(text: str) -> dict[str, Any]:
     import yaml
 
@@ -41,7 +51,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="model to train",
     )
     p.add_argument(
-        "--minutes", type=float, default=defaults.minutes,
+        "--minutes", type=_minutes, default=defaults.minutes,
         help="time budget of the whole demo: sets the epochs from the first epoch's time (0: exactly --epochs)",
     )  # fmt: skip
     p.add_argument("--epochs", type=int, default=defaults.epochs, help="the most training epochs")
