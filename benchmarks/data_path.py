@@ -20,14 +20,10 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
+from _demo_training import keywords_training_set, tiny_sgd_step
 
-import arinext
-from arinext.apps.demo import bundled_sample
 from arinext.data import make_loader
 from arinext.data.waveforms import attach_waveform_cache
-from arinext.train import load_config
-from arinext.train.data import build_dataset
 
 
 def epoch(loader, dataset, number: int, step) -> tuple[float, float]:
@@ -49,29 +45,17 @@ def main() -> None:
     p.add_argument("--train", action="store_true", help="a training step of the tiny model on every batch")
     args = p.parse_args()
     torch.set_num_threads(2)
-    cfg = load_config("keywords", [f"data.root={bundled_sample()}"])
     loaders = {}
     for mode in ("before", "after"):
-        bundle = build_dataset(cfg.data, cfg.data.train_subset, training=True, seed=0)
+        dataset = keywords_training_set()
         if mode == "after":
             tic = time.perf_counter()
-            attach_waveform_cache([bundle.dataset], True, 1024.0, args.workers)
+            attach_waveform_cache([dataset], True, 1024.0, args.workers)
             print(f"waveform cache filled in {time.perf_counter() - tic:.1f} s (once per run)")
-        loader = make_loader(bundle.dataset, 32, True, args.workers, seed=0, drop_last=True,
+        loader = make_loader(dataset, 32, True, args.workers, seed=0, drop_last=True,
                              persistent_workers=mode == "after")  # fmt: skip
-        loaders[mode] = (loader, bundle.dataset)
-    step = None
-    if args.train:
-        model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=10).to(
-            memory_format=torch.channels_last
-        )
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def step(batch) -> None:
-            x, y = batch["inputs"], batch["target"]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y).backward()
-            opt.step()
+        loaders[mode] = (loader, dataset)
+    step = tiny_sgd_step() if args.train else None
 
     rows: dict[str, list[tuple[float, float]]] = {m: [] for m in loaders}
     print(f"load average before {os.getloadavg()[0]:.2f}")

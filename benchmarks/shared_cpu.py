@@ -36,31 +36,22 @@ def child(mode: str, seconds: float) -> None:
     else:
         import arinext  # noqa: F401  (first: sets OMP_WAIT_POLICY=PASSIVE before torch loads)
     import torch
-    import torch.nn.functional as F
+    from _demo_training import keywords_training_set, tiny_sgd_step
 
-    import arinext
-    from arinext.apps.demo import bundled_sample
     from arinext.data import make_loader
-    from arinext.train import load_config
-    from arinext.train.data import build_dataset
 
     torch.set_num_threads(2)
-    latency = batch1_latency_ms(torch, arinext)
-    cfg = load_config("keywords", [f"data.root={bundled_sample()}"])
-    data = build_dataset(cfg.data, cfg.data.train_subset, training=True, seed=0).dataset
+    latency = batch1_latency_ms()
+    data = keywords_training_set()
     loader = make_loader(data, 32, True, 2, seed=0, drop_last=True, persistent_workers=True)
-    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=10).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    step = tiny_sgd_step()
     clips, start, epoch = 0, None, 0
     while start is None or time.perf_counter() - start < seconds:
         data.set_epoch(epoch)
         for batch in loader:
-            opt.zero_grad(set_to_none=True)
-            x = batch["inputs"].contiguous(memory_format=torch.channels_last)
-            F.cross_entropy(model(x), batch["target"]).backward()
-            opt.step()
+            done = step(batch)
             if start is not None:
-                clips += x.shape[0]
+                clips += done
                 if time.perf_counter() - start >= seconds:
                     break
         if start is None:  # the first epoch warms up workers and kernels
@@ -71,24 +62,19 @@ def child(mode: str, seconds: float) -> None:
     print(json.dumps({"clips_per_s": clips / elapsed, "policy": policy, **latency}))
 
 
-def batch1_latency_ms(torch, arinext) -> dict[str, float]:
+def batch1_latency_ms() -> dict[str, float]:
     """Median ms of one 1 s clip (101 x 64) through the tiny model's training form and its full fold."""
-    from arinext.layers.reparam import reparameterize_model
+    import torch
+
+    import arinext
+    from arinext.utils.timing import time_interleaved
 
     model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=10).eval()
+    nets = {"training_form_ms": model, "fused_ms": arinext.reparameterize_model(model, fold="full")}
     x = torch.randn(1, 1, 101, 64)
-    out = {}
     with torch.no_grad():
-        for name, net in (("training_form_ms", model), ("fused_ms", reparameterize_model(model, fold="full"))):
-            for _ in range(20):
-                net(x)
-            times = []
-            for _ in range(100):
-                tic = time.perf_counter()
-                net(x)
-                times.append(1e3 * (time.perf_counter() - tic))
-            out[name] = sorted(times)[len(times) // 2]
-    return out
+        stats = time_interleaved({name: (lambda net=net: net(x)) for name, net in nets.items()}, runs=100, warmup=20)
+    return {name: st.median_ms for name, st in stats.items()}
 
 
 def main() -> None:
