@@ -258,7 +258,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     run = train_demo_model(opts, root, words, out / "train", plan=plan if opts.minutes else None)
     run.model.eval()
     epochs = len(run.history)
-    budget["epochs"] = epochs
     results["train"] = {"best_val_top1": run.best, "best_epoch": run.best_epoch, "epochs": epochs, "budget": budget}
     done("train")
 
