@@ -31,11 +31,13 @@ from .checkpoints import load, load_official_checkpoint, load_pretrained, save_p
 from .deploy import AudioClassifier, optimize_for_inference
 from .layers import reparameterize_model
 from .models import AudioRepInceptionNeXt, create_model, list_models
+from .utils.errors import ArinextError
 from .version import __version__
 
 __all__ = [
     "PRESETS",
     "AudioClassifier",
+    "ArinextError",
     "AudioRepInceptionNeXt",
     "FrontendConfig",
     "LogMel",

@@ -12,6 +12,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..utils.errors import ArinextError
+
 __all__ = ["AudioDecodeError", "AudioSource", "audio_info", "check_waveform", "load_audio", "resample"]
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ _RESAMPLE_LOGGED: set[tuple[int, int]] = set()
 AudioSource = Union[str, os.PathLike, bytes]
 
 
-class AudioDecodeError(ValueError):
+class AudioDecodeError(ArinextError, ValueError):
     """An audio input that cannot be used; ``str()`` names the source and the problem."""
 
     def __init__(self, source: object, problem: str) -> None:

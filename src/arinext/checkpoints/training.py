@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..models import create_model
+from ..utils.errors import ArinextError
 
 __all__ = [
     "CheckpointError",
@@ -38,7 +39,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ArinextError, ValueError):
     """A file or directory that is not a usable checkpoint; the message names it and the problem."""
 
 

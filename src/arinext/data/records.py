@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Union
 
+from ..utils.errors import ArinextError
+
 __all__ = [
     "SUBSETS",
     "ClipRecord",
@@ -174,7 +176,7 @@ class Manifest:
         return {i: to_new.get(name) for i, name in enumerate(ours)}
 
 
-class DatasetNotFoundError(RuntimeError):
+class DatasetNotFoundError(ArinextError, RuntimeError):
     """A dataset root, or a file its layout needs, is missing; the message says what the layout should be."""
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from .errors import ArinextError
+
 __all__ = ["MissingExtraError", "require"]
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(ArinextError, ImportError):
     """An optional dependency is not installed; the message names the ``pip install`` line."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import soundfile as sf
 
+from ...utils.errors import ArinextError
 from ...utils.progress import progress_bar
 
 __all__ = [
@@ -47,7 +48,7 @@ BUILD_MARKER = "BUILD.json"
 AUDIO_FORMATS = {"wav": (".wav", "WAV"), "flac": (".flac", "FLAC")}
 
 
-class BuildError(RuntimeError):
+class BuildError(ArinextError, RuntimeError):
     """A synthesis or rendering step failed; the message names the voice/word or program/note."""
 
 
