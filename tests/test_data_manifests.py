@@ -11,7 +11,8 @@ import pytest
 from arinext.audio import PRESETS
 from arinext.data import ClipRecord, Manifest, dataset_preset, get_manifest, list_datasets
 from arinext.data.manifests.urbansound8k import URBANSOUND8K_CLASSES
-from arinext.data.vocab import SPEECH_COMMANDS_V2_WORDS
+from arinext.data.vocab import SPEECH_COMMANDS_V2_WORDS, VGGSOUND_CLASSES
+from arinext.utils.errors import DataError
 
 from .test_data_fakes import (
     make_epic,
@@ -127,17 +128,20 @@ def test_vggsound(tmp_path, caplog):
     root = make_vggsound(tmp_path)
     with caplog.at_level("WARNING"):
         train = get_manifest("vggsound", root, "training")
-    assert "1 of 3 train clips have no file" in caplog.text
+    assert "1 of 3 rows of the train split name an audio file that does not exist" in caplog.text
+    assert "vggsound.csv row 4: " in caplog.text and "Left out" in caplog.text
     test = get_manifest("vggsound", root, "testing")
-    assert train.labels == ["dog barking", "playing piano"] == test.labels
+    assert train.labels == VGGSOUND_CLASSES == test.labels  # the 309 published classes, not the CSV's two
+    dog, piano = VGGSOUND_CLASSES.index("dog barking"), VGGSOUND_CLASSES.index("playing piano")
     assert [(Path(r.path).name, r.target) for r in train.records] == [
-        ("abc123XYZ_-_000030.wav", 0),
-        ("def456uvw_a_000000.wav", 1),
+        ("abc123XYZ_-_000030.wav", dog),
+        ("def456uvw_a_000000.wav", piano),
     ]
     assert [r.group for r in test.records] == ["ghi789rst_b"]
     assert get_manifest("vggsound", root, "validation").records == test.records
-    with pytest.raises(ValueError, match="1 clips listed in .* have no audio file"):
+    with pytest.raises(DataError, match=r"1 of 3 rows .* does not exist: .*row 4: .*missing=warn\|drop\|error"):
         get_manifest("vggsound", root, "training", missing="error")
+    assert len(get_manifest("vggsound", root, "training", missing="warn")) == 3
 
 
 def test_epic_sounds(tmp_path):

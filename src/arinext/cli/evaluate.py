@@ -1,4 +1,5 @@
-"""``arinext eval``: multi-view test of a checkpoint, in training and fused form, with labels matched by name."""
+"""``arinext eval``: multi-view test of a checkpoint, in training and fused form, with labels matched by name;
+a challenge submission file for an unlabelled test subset."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ DESCRIPTION = (
     "Writes OUT/metrics.json, OUT/per_class*.csv and OUT/confusion*.png. The data comes from the recipe stored "
     "with the checkpoint; --set data.root=... (and data.dataset=...) point it elsewhere. A leave-one-source-out "
     "checkpoint (data.holdout in its recipe) is also tested on the held-out source (OUT/heldout/), side by side "
-    "with the in-source test clips."
+    "with the in-source test clips. An unlabelled subset (the EPIC-Sounds and EPIC-KITCHENS-100 challenge test "
+    "sets) gives OUT/submission.zip in the challenge's format instead of metrics."
 )
 
 
@@ -30,16 +32,33 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="also report top-1 per value of a metadata column of the clips (engine, voice, soundfont_family, "
         "a CSV column)",
     )
+    p.add_argument(
+        "--sls",
+        metavar="PT,TL,TD",
+        type=_sls,
+        help="supervision levels 0..5 that a challenge submission declares (pre-training, training labels, "
+        "training data); default 2,3,3 when the recipe fine-tunes from a checkpoint, else 0,3,3",
+    )
     add_overrides(p)
     p.set_defaults(func=run)
+
+
+def _sls(text: str) -> tuple[int, int, int]:
+    from ..train.submission import parse_sls
+
+    try:
+        return parse_sls(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train.evaluation import evaluate_checkpoint
 
     content = evaluate_checkpoint(
-        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args), by=args.by
-    )
-    keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1")
+        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args), by=args.by,
+        sls=args.sls,
+    )  # fmt: skip
+    keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1", "submission", "rows")
     print(json.dumps({k: content[k] for k in keys if k in content}, indent=2))
     return 0

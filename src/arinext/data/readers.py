@@ -17,7 +17,7 @@ from ..audio.io import AudioDecodeError, audio_info, check_waveform, load_audio,
 from ..utils.optional import require
 from .records import ClipRecord
 
-__all__ = ["HDF5_SAMPLE_RATE", "clip_duration", "read_clip"]
+__all__ = ["HDF5_SAMPLE_RATE", "clip_duration", "hdf5_rate", "read_clip"]
 
 #: Rate of the EPIC HDF5 audio when the file does not store one (``sample_rate``/``sr`` attribute).
 HDF5_SAMPLE_RATE = 24000
@@ -25,6 +25,12 @@ HDF5_SAMPLE_RATE = 24000
 # Open HDF5 files of this process, keyed by path. A DataLoader worker forked after the parent
 # opened a file must not reuse the parent's handle, hence the pid check.
 _HDF5_FILES: dict[str, tuple[int, Any]] = {}
+
+
+def hdf5_rate(ds: Any, handle: Any) -> int:
+    """Sample rate of an HDF5 audio dataset: its ``sample_rate``/``sr`` attribute, else the file's
+    ``sample_rate``, else :data:`HDF5_SAMPLE_RATE`."""
+    return int(ds.attrs.get("sample_rate", ds.attrs.get("sr", handle.attrs.get("sample_rate", HDF5_SAMPLE_RATE))))
 
 
 def _hdf5_dataset(rec: ClipRecord) -> tuple[Any, int]:
@@ -45,8 +51,7 @@ def _hdf5_dataset(rec: ClipRecord) -> tuple[Any, int]:
     ds = handle[rec.key]
     if ds.ndim != 1:
         raise AudioDecodeError(f"{rec.path}[{rec.key}]", f"expected 1-D audio samples, got shape {ds.shape}")
-    rate = ds.attrs.get("sample_rate", ds.attrs.get("sr", handle.attrs.get("sample_rate", HDF5_SAMPLE_RATE)))
-    return ds, int(rate)
+    return ds, hdf5_rate(ds, handle)
 
 
 def clip_duration(rec: ClipRecord) -> float:

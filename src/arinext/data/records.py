@@ -2,33 +2,40 @@
 
 Adapters in :mod:`arinext.data.manifests` turn a source's on-disk layout into a :class:`Manifest`;
 the helpers here hold the checks every adapter shares (subset names, missing roots, unknown labels,
-duplicated rows), so that each error names the manifest file and the row.
+duplicated rows, rows whose audio file is absent), so that each error names the manifest file and the row,
+and each warning counts the rows it is about.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
-from ..utils.errors import ArinextError
+from ..utils.errors import ArinextError, ConfigError, DataError
 
 __all__ = [
     "SUBSETS",
     "ClipRecord",
     "DatasetNotFoundError",
     "Manifest",
+    "MissingPolicy",
     "PadMode",
     "Target",
     "build_manifest",
+    "check_files",
+    "check_policy",
     "check_subset",
     "class_id",
     "csv_rows",
     "label_index",
     "meta_pairs",
+    "report_rows",
     "require_root",
 ]
 
@@ -39,6 +46,11 @@ SUBSETS = ("training", "validation", "testing")
 #: An ``int`` class index; a tuple of indices (multi-label); or ``{"verb": v, "noun": n}`` (multi-head).
 Target = Union[int, tuple[int, ...], dict[str, int]]
 PadMode = Literal["frames", "waveform"]
+#: What an adapter does with rows whose audio is absent: ``"warn"`` keeps them (one counted warning;
+#: reading them then fails like any bad clip), ``"drop"`` leaves them out (one counted warning),
+#: ``"error"`` refuses the manifest.
+MissingPolicy = Literal["warn", "drop", "error"]
+MISSING_POLICIES = ("warn", "drop", "error")
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,8 @@ class Manifest:
         pad_mode: how clips shorter than a crop are padded (:mod:`arinext.data.sampling`):
             ``"frames"`` edge-pads the log-mel frames (the original's default), ``"waveform"``
             edge-pads the samples first (the original's UrbanSound8K loader).
+        labelled: false for a subset without labels (a challenge test set, every target ``-1``):
+            it can be predicted, not trained on or scored.
     """
 
     records: list[ClipRecord]
@@ -99,6 +113,7 @@ class Manifest:
     multi_label: bool = False
     source: str = ""
     pad_mode: PadMode = "frames"
+    labelled: bool = True
 
     @property
     def num_classes(self) -> int | dict[str, int]:
@@ -127,13 +142,20 @@ class Manifest:
             labels: the class names to index into (e.g. the labels stored with a checkpoint).
             exclude_unknown: drop the clips of classes that ``labels`` lacks instead of failing.
 
+        An unlabelled manifest has no targets to re-index: it is returned as it is (its labels keep the
+        dataset's class ids) once ``labels`` names exactly its classes, so that every class can be scored.
+
         Raises:
             ValueError: a class that has clips here is not in ``labels`` (names the classes and the
                 manifest), unless ``exclude_unknown``; or the label kinds differ (one head vs several).
+            DataError: ``labels`` and the classes of an unlabelled manifest differ.
         """
         if isinstance(labels, Mapping) != isinstance(self.labels, dict):
             kind = "several heads" if isinstance(labels, Mapping) else "one head"
             raise ValueError(f"{self.source}: the model has {kind}, the data does not")
+        if not self.labelled:
+            self._check_same_classes(labels)
+            return self
         if isinstance(labels, Mapping):
             assert isinstance(self.labels, dict)
             maps = {h: self._index_map(self.labels[h], list(labels.get(h, [])), exclude_unknown, h) for h in self.labels}
@@ -158,6 +180,20 @@ class Manifest:
         if dropped:
             log.warning("%s: left out %d clips of classes the model does not know", self.source, dropped)
         return Manifest(records, new_labels, self.multi_label, self.source, self.pad_mode)
+
+    def _check_same_classes(self, labels: Sequence[str] | Mapping[str, Sequence[str]]) -> None:
+        ours = self.labels if isinstance(self.labels, dict) else {"": self.labels}
+        theirs = labels if isinstance(labels, Mapping) else {"": labels}
+        for head, names in ours.items():
+            model = set(theirs.get(head, []))
+            missing, extra = sorted(set(names) - model), sorted(model - set(names))
+            if missing or extra:
+                where = f" (head {head!r})" if head else ""
+                raise DataError(
+                    f"{self.source}{where}: an unlabelled subset needs a score for each of its {len(names)} "
+                    f"classes, but the model's labels differ; not in the model: {_shown(missing)}; only in the "
+                    f"model: {_shown(extra)}"
+                )
 
     def _index_map(
         self, ours: list[str], theirs: list[str], exclude_unknown: bool, head: str | None = None
@@ -202,14 +238,22 @@ def require_root(root: str | Path, dataset: str, *expected: str, hint: str = "")
     return root
 
 
+def _shown(names: Sequence[str], limit: int = 10) -> str:
+    return (", ".join(names[:limit]) + (", ..." if len(names) > limit else "")) or "none"
+
+
 def label_index(label_to_index: Mapping[str, int], label: str, where: str) -> int:
-    """Index of ``label``; raise ``ValueError`` naming ``where`` (``"<file> row <n>"``) if unknown."""
+    """Index of ``label``; raise ``DataError`` naming ``where`` (``"<file> row <n>"``) if unknown, with the
+    closest known labels when the name looks misspelt."""
     try:
         return label_to_index[label]
     except KeyError:
         known = sorted(label_to_index)
-        shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
-        raise ValueError(f"{where}: label {label!r} is not in the label list ({len(known)} labels: {shown})") from None
+        close = difflib.get_close_matches(label, known, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise DataError(
+            f"{where}: label {label!r} is not in the label list ({len(known)} labels: {_shown(known)}){hint}"
+        ) from None
 
 
 def class_id(value: object, num_classes: int, where: str) -> int:
@@ -229,12 +273,13 @@ def build_manifest(
     source: str | Path,
     multi_label: bool = False,
     pad_mode: PadMode = "frames",
+    labelled: bool = True,
 ) -> Manifest:
     """Collect ``(where, record[, identity])`` rows into a :class:`Manifest`, refusing duplicated rows.
 
     ``where`` names the row (``"<file> row <n>"``) for the error message. Two rows are duplicates
     when their identities match: the given one (e.g. an annotation id), else the clip itself
-    (path, key, start, end).
+    (path, key, start, end). ``labelled=False`` marks a subset without labels (targets ``-1``).
     """
     seen: dict[Hashable, str] = {}
     records: list[ClipRecord] = []
@@ -250,7 +295,84 @@ def build_manifest(
     else:
         out_labels = list(labels)
     log.debug("%s: %d clips", source, len(records))
-    return Manifest(records, out_labels, multi_label=multi_label, source=str(source), pad_mode=pad_mode)
+    return Manifest(
+        records, out_labels, multi_label=multi_label, source=str(source), pad_mode=pad_mode, labelled=labelled
+    )
+
+
+def check_policy(value: str, setting: str, choices: Sequence[str] = MISSING_POLICIES) -> str:
+    """``value`` if it is one of ``choices``, else a ``ConfigError`` naming the setting."""
+    if value not in choices:
+        raise ConfigError(f"{setting} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def report_rows(problems: Sequence[str], total: int, what: str, action: str, error: bool, setting: str) -> None:
+    """One counted warning for rows that share a problem, or a ``DataError`` when ``error`` is set.
+
+    Args:
+        problems: one ``"<file> row <n>: detail"`` string per row with the problem.
+        total: rows checked.
+        what: the problem, completing "``N of M rows ...``".
+        action: what happens to them when it is a warning ("kept", "left out", ...).
+        error: raise instead of warning.
+        setting: the setting that chooses between the two, with its values (named in both messages);
+            empty when there is none.
+    """
+    if not problems:
+        return
+    shown = "; ".join(problems[:3]) + (f"; (+{len(problems) - 3} more)" if len(problems) > 3 else "")
+    head = f"{len(problems)} of {total} rows {what}: {shown}"
+    if error:
+        raise DataError(f"{head}. Set {setting}")
+    log.warning("%s. %s%s", head, action, f" (set {setting})" if setting else "")
+
+
+def _exists(path: str, listing: dict[str, set[str]]) -> bool:
+    folder, name = os.path.split(path)
+    if folder not in listing:
+        try:
+            listing[folder] = set(os.listdir(folder or "."))
+        except OSError:
+            listing[folder] = set()
+    return name in listing[folder]
+
+
+def check_files(
+    rows: list[Any],
+    policy: str,
+    what: str = "name an audio file that does not exist",
+    present: Callable[[ClipRecord], bool] | None = None,
+    setting: str = "data.dataset_args.missing",
+) -> list[Any]:
+    """The ``(where, record, ...)`` rows whose audio is there, after applying ``policy`` (:data:`MissingPolicy`)
+    to the others: one counted warning (kept with ``"warn"``, left out with ``"drop"``) or a ``DataError``.
+
+    Args:
+        rows: manifest rows.
+        policy: ``"warn"``, ``"drop"`` or ``"error"``.
+        what: the problem, for the message ("``N of M rows <what>``").
+        present: whether a record's audio is there; default: its file exists (each folder is listed
+            once, so checking 200k rows costs one directory listing per folder).
+        setting: the setting that holds ``policy``, for the messages.
+    """
+    check_policy(policy, setting)
+    if present is None:
+        listing: dict[str, set[str]] = {}
+
+        def present(rec: ClipRecord) -> bool:
+            return _exists(rec.path, listing)
+
+    absent = [i for i, row in enumerate(rows) if not present(row[1])]
+    if not absent:
+        return rows
+    problems = [f"{rows[i][0]}: {rows[i][1].source}" for i in absent]
+    action = "Left out" if policy == "drop" else "Kept: reading them fails like any bad clip (data.on_bad_clip)"
+    report_rows(problems, len(rows), what, action, policy == "error", f"{setting}=warn|drop|error")
+    if policy == "drop":
+        gone = set(absent)
+        return [row for i, row in enumerate(rows) if i not in gone]
+    return rows
 
 
 def meta_pairs(row: Mapping[str, object], skip: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:

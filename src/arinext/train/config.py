@@ -30,6 +30,7 @@ from ..audio.waveaug import check_augment_spec
 from ..data.holdout import holdout_from_dict
 from ..models import is_model, list_models
 from ..utils.cpu import usable_cpus
+from ..utils.errors import ConfigError
 
 __all__ = [
     "DataConfig",
@@ -345,16 +346,19 @@ def list_recipes() -> list[str]:
 
 
 def _read_recipe(recipe: str | Path) -> dict[str, Any]:
+    """The YAML of a recipe file, else of the packaged recipe of that name. A packaged name wins over a
+    folder of the same name (``arinext train vggsound`` beside a ``vggsound/`` dataset folder)."""
     path = Path(recipe)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
+    packaged = resources.files("arinext") / "configs" / f"{recipe}.yaml"
+    if path.is_file():
         text = path.read_text()
+    elif path.suffix not in (".yaml", ".yml") and packaged.is_file():
+        text = packaged.read_text()
+    elif path.suffix in (".yaml", ".yml"):
+        raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
     else:
-        res = resources.files("arinext") / "configs" / f"{recipe}.yaml"
-        if not res.is_file():
-            raise ValueError(f"unknown recipe {str(recipe)!r}: not a file, and not one of {list_recipes()}")
-        text = res.read_text()
+        what = "a folder, not a recipe file" if path.is_dir() else "not a file"
+        raise ConfigError(f"unknown recipe {str(recipe)!r}: {what}, and not one of {list_recipes()}")
     values = yaml.safe_load(text) or {}
     if not isinstance(values, dict):
         raise ValueError(f"recipe {str(recipe)!r} must hold a YAML mapping")  # noqa: TRY004

@@ -20,6 +20,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..audio.frontend import FrontendConfig, get_preset
 from ..data import Manifest
 from ..data.holdout import HOLDOUT_SUBSETS, HoldoutSplit, holdout_from_dict, split_holdout
+from ..utils.errors import DataError
 from .config import DataConfig, default_num_workers
 from .distributed import DistInfo
 
@@ -103,24 +104,47 @@ class DataBundle:
 
 
 def check_trainable(train: DataBundle, val: DataBundle) -> None:
-    """Refuse data that cannot train a classifier: fewer than two classes, an empty validation subset, or a
-    class without training clips. Raises ``ValueError`` naming the classes and the subset."""
+    """Refuse data that cannot train a classifier: an unlabelled subset (a challenge test set), fewer than
+    two classes with training clips, or an empty validation subset. Classes of the label list without
+    training clips (EPIC-KITCHENS-100's train split lacks some of its 97 verbs and 300 nouns) do not stop
+    the run: one warning names them; the model keeps the whole label list, and evaluation scores per
+    class only the classes that have clips.
+
+    Raises:
+        DataError: naming the subset and the classes.
+    """
     if train.manifest is None:
         return
     where = train.manifest.source
+    for bundle in (train, val):
+        if bundle.manifest is not None and not bundle.manifest.labelled:
+            raise DataError(
+                f"{bundle.manifest.source}: the {bundle.subset} subset is unlabelled (a challenge test set): it "
+                "cannot train or validate a model; arinext eval writes a submission file for it"
+            )
     if len(val.dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError(f"{where}: the {val.subset} subset has no clips; nothing to select the best epoch on")
+        raise DataError(f"{where}: the {val.subset} subset has no clips; nothing to select the best epoch on")
     labels, present = train.labels, train.manifest.present_labels()
     heads = labels if isinstance(labels, dict) else {"": labels}
     found = present if isinstance(present, dict) else {"": present}
+    absent = []
     for head, names in heads.items():
         tag = f" (head {head!r})" if head else ""
-        if len(names) < 2:
-            raise ValueError(f"{where}{tag}: {len(names)} class ({', '.join(names)}); a classifier needs at least two")
+        if len(found[head]) < 2:
+            shown = ", ".join(found[head]) or "none"
+            raise DataError(
+                f"{where}{tag}: only {len(found[head])} class has {train.subset} clips ({shown}); a classifier needs "
+                "at least two"
+            )
         missing = [n for n in names if n not in set(found[head])]
         if missing:
-            shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
-            raise ValueError(f"{where}{tag}: {len(missing)} class(es) have no {train.subset} clips: {shown}")
+            absent.append(f"{head + ': ' if head else ''}{len(missing)} of {len(names)} ({', '.join(missing)})")
+    if absent:
+        _log.warning(
+            "%s: classes without %s clips: %s. Training with the whole class list anyway: per-class metrics and "
+            "their means cover the classes that have clips in the subset evaluated",
+            where, train.subset, "; ".join(absent),
+        )  # fmt: skip
 
 
 def _frontend(data: DataConfig) -> FrontendConfig:

@@ -17,11 +17,19 @@ clips are counted and listed in ``metrics.json`` and ``clips`` is the number act
     heldout/                the held-out source's own report (a leave-one-source-out run)
     per_class.csv           per-class support, accuracy, AP, AUC (per_class_verb.csv, ... for several heads)
     confusion.png           confusion matrix, counts and row-normalised (confusion_verb.png, ...)
+
+An unlabelled subset (the EPIC-Sounds and EPIC-KITCHENS-100 challenge test sets, the EPIC recipes' default
+``testing``) has nothing to score against: the evaluation writes the challenge's submission file
+(``submission.zip`` holding ``test.json``, :mod:`arinext.train.submission`) with the fused model's
+view-averaged probabilities of every row, and ``metrics.json`` holds the clip counts, the forms'
+probability difference and the submission's path, without metrics.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +42,11 @@ from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
 from .engine import bf16_supported, predict
+from ..data import Manifest
+from ..utils.errors import ConfigError
 from .report import write_eval_report
-from .tasks import make_task
+from .submission import make_submission, supervision_levels, write_submission
+from .tasks import EvalResult, make_task
 
 __all__ = ["evaluate_checkpoint", "evaluation_config"]
 
@@ -79,12 +90,26 @@ def _by_source(bundle: Any, prediction: Any, column: str) -> dict[str, dict[str,
     return per_source_accuracy(records, correct, column)
 
 
+@dataclass
+class _SubsetRun:
+    """Both forms on one subset: their results (none for an unlabelled subset), what ``metrics.json`` says
+    about the subset, the fused form's prediction and the subset's manifest."""
+
+    results: dict[str, EvalResult]
+    about: dict[str, Any]
+    prediction: Any
+    manifest: Manifest | None
+
+
 def _evaluate_subset(
     model: nn.Module, cfg: TrainConfig, labels: Any, subset: str, info: Any, progress: bool | None, by: str | None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> _SubsetRun:
     """Both forms on one subset: their results, and what ``metrics.json`` says about the subset (clips,
     skipped clips, views, the forms' largest probability difference, the ``by`` table)."""
     bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
+    labelled = bundle.manifest is None or bundle.manifest.labelled
+    if by and not labelled:
+        raise ConfigError(f"--by {by}: the {subset} subset is unlabelled; there is no accuracy to split")
     d = cfg.data
     loader, _ = build_loader(bundle.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(bundle.num_classes, bundle.labels, bundle.multi_label)
@@ -96,7 +121,8 @@ def _evaluate_subset(
     for name, net in forms.items():
         prediction = predict(net, loader, task, info.device, amp, progress, desc=f"{name} ({subset})")
         scores[name] = prediction.scores
-        results[name] = task.evaluate(prediction.scores, prediction.targets)
+        if labelled:
+            results[name] = task.evaluate(prediction.scores, prediction.targets)
         skipped = prediction.skipped
         if by and not by_source:
             by_source = _by_source(bundle, prediction, by)
@@ -116,7 +142,24 @@ def _evaluate_subset(
     }
     if by:
         about["by"] = {by: by_source}
-    return results, about
+    return _SubsetRun(results, about, prediction, bundle.manifest)  # the last form's prediction: the fused one
+
+
+def _submit(
+    run: _SubsetRun, cfg: TrainConfig, labels: Any, out_dir: str | Path, sls: tuple[int, int, int] | None
+) -> dict[str, Any]:
+    """Write the challenge submission of an unlabelled subset and a ``metrics.json`` that says where it is."""
+    assert run.manifest is not None
+    levels = sls or supervision_levels(cfg.init_from)
+    p = run.prediction
+    submission = make_submission(cfg.data.dataset, run.manifest, p.scores, p.indices, labels, levels)
+    path = write_submission(submission, Path(out_dir) / "submission.zip")
+    levels_named = {k: submission[k] for k in ("sls_pt", "sls_tl", "sls_td")}
+    content = {**run.about, "labelled": False, "submission": str(path), "challenge": submission["challenge"],
+               "rows": len(submission["results"]), **levels_named}  # fmt: skip
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(content, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    _log.info("%s is unlabelled: wrote %s (%d rows, %s)", run.about["subset"], path, content["rows"], levels_named)
+    return content
 
 
 def evaluate_checkpoint(
@@ -126,6 +169,7 @@ def evaluate_checkpoint(
     subset: str | None = None,
     progress: bool | None = None,
     by: str | None = None,
+    sls: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
     """Multi-view test of ``checkpoint`` on its recipe's test subset (training and fused form).
 
@@ -137,11 +181,16 @@ def evaluate_checkpoint(
         progress: progress bars (``None``: on a terminal only).
         by: a metadata column (``engine``, ``soundfont_family``, a CSV column): also report top-1 per
             value of it (``metrics.json`` ``"by"``).
+        sls: for an unlabelled subset, the supervision levels ``(pt, tl, td)`` the submission declares;
+            default :func:`arinext.train.submission.supervision_levels` of the recipe.
 
     With ``data.holdout`` in the recipe (a leave-one-source-out run), the in-source test subset and the
     held-out source are both evaluated: ``metrics.json`` gets ``"heldout"`` (its metrics and clip
     count), ``"holdout"`` (the split) and ``"gap_top1"`` (in-source minus held-out top-1), and the
     held-out source's own report goes to ``OUT/heldout/``.
+
+    An unlabelled subset gives ``OUT/submission.zip`` in its challenge's format instead of metrics (see
+    the module docstring).
 
     Returns:
         The content of ``metrics.json``.
@@ -161,11 +210,15 @@ def evaluate_checkpoint(
     info = init_distributed(cfg.device)
     subset = subset or cfg.data.test_subset
     model.to(info.device).eval()
-    results, about = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
+    first_run = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
+    if first_run.manifest is not None and not first_run.manifest.labelled:
+        return _submit(first_run, cfg, labels, out_dir, sls) if info.is_main else {}
+    results, about = first_run.results, first_run.about
     run = {"checkpoint": str(checkpoint), "epoch": model.pretrained_cfg.get("epoch"), "dataset": cfg.data.dataset}  # type: ignore[union-attr]
     extra = {**run, **about}
     if cfg.data.holdout and subset != "heldout":
-        held, held_about = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)
+        held_run = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)
+        held, held_about = held_run.results, held_run.about
         held_content = write_eval_report(held, Path(out_dir) / "heldout", {**run, **held_about}) if info.is_main else {}
         first = next(iter(results))
         extra.update(

@@ -53,51 +53,54 @@ def _valid_columns(labels: torch.Tensor) -> torch.Tensor:
     return (pos > 0) & (pos < labels.shape[0])
 
 
+def _runs(sorted_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For column-wise sorted scores ``(N, C)``: the first and the last row index of the run of equal scores
+    each row belongs to (ties form one run)."""
+    n = sorted_scores.shape[0]
+    rows = torch.arange(n).view(-1, 1).expand_as(sorted_scores)
+    first = torch.ones_like(sorted_scores, dtype=torch.bool)
+    first[1:] = sorted_scores[1:] != sorted_scores[:-1]
+    last = torch.ones_like(first)
+    last[:-1] = first[1:]
+    start = torch.where(first, rows, torch.zeros_like(rows)).cummax(dim=0).values
+    end = torch.where(last, rows, torch.full_like(rows, n - 1)).flip(0).cummin(dim=0).values.flip(0)
+    return start, end
+
+
 def average_precision(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-class average precision ``sum_n (R_n - R_{n-1}) P_n`` over score-sorted rows, ``(C,)``.
 
-    Tied scores are treated as one threshold. Classes without positives give NaN.
+    Tied scores are treated as one threshold. Classes without positives give NaN. All classes are
+    computed at once: ``AP = sum_i y_i P(end of i's run of ties) / npos``.
     """
     scores, labels = scores.double(), labels.double()
-    out = torch.full((scores.shape[1],), float("nan"), dtype=torch.float64)
-    for c in range(scores.shape[1]):
-        y = labels[:, c]
-        npos = y.sum()
-        if npos == 0:
-            continue
-        s, order = scores[:, c].sort(descending=True)
-        tp = y[order].cumsum(0)
-        # keep the last row of each run of equal scores: one threshold per distinct score
-        last = torch.ones_like(s, dtype=torch.bool)
-        last[:-1] = s[1:] != s[:-1]
-        tp = tp[last]
-        rank = torch.arange(1, len(s) + 1, dtype=torch.float64)[last]
-        precision, recall = tp / rank, tp / npos
-        delta = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
-        out[c] = (delta * precision).sum()
-    return out
+    if scores.shape[0] == 0:
+        return torch.full((scores.shape[1],), float("nan"), dtype=torch.float64)
+    s, order = scores.sort(dim=0, descending=True)
+    y = labels.gather(0, order)
+    precision = y.cumsum(0) / torch.arange(1, len(s) + 1, dtype=torch.float64).view(-1, 1)
+    _, end = _runs(s)
+    npos = y.sum(dim=0)
+    ap = (y * precision.gather(0, end)).sum(dim=0) / npos.clamp(min=1)
+    return torch.where(npos > 0, ap, torch.full_like(ap, float("nan")))
 
 
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-class ROC AUC by the rank-sum (Mann-Whitney) formula with tied ranks averaged, ``(C,)``.
 
-    Classes with no positive or no negative row give NaN.
+    Classes with no positive or no negative row give NaN. All classes are computed at once.
     """
-    scores, labels = scores.double(), labels.bool()
+    scores, labels = scores.double(), labels.double()
     n = scores.shape[0]
-    out = torch.full((scores.shape[1],), float("nan"), dtype=torch.float64)
-    for c in range(scores.shape[1]):
-        y = labels[:, c]
-        npos = int(y.sum())
-        if npos == 0 or npos == n:
-            continue
-        _, inverse, counts = torch.unique(scores[:, c], return_inverse=True, return_counts=True)
-        # average rank of each distinct value: ranks first..last of its run, 1-based
-        ends = counts.cumsum(0).double()
-        avg_rank = ends - (counts.double() - 1) / 2
-        ranks = avg_rank[inverse]
-        out[c] = (ranks[y].sum() - npos * (npos + 1) / 2) / (npos * (n - npos))
-    return out
+    if n == 0:
+        return torch.full((scores.shape[1],), float("nan"), dtype=torch.float64)
+    s, order = scores.sort(dim=0)
+    y = labels.gather(0, order)
+    start, end = _runs(s)
+    ranks = (start + end).double() / 2 + 1  # the average 1-based rank of each run of ties
+    npos = y.sum(dim=0)
+    auc = ((ranks * y).sum(dim=0) - npos * (npos + 1) / 2) / (npos * (n - npos)).clamp(min=1)
+    return torch.where((npos > 0) & (npos < n), auc, torch.full_like(auc, float("nan")))
 
 
 def _nanmean(x: torch.Tensor) -> float:
@@ -105,14 +108,16 @@ def _nanmean(x: torch.Tensor) -> float:
     return x.mean().item() if x.numel() else float("nan")
 
 
-def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """mAP over the classes with at least one positive and one negative."""
-    return _nanmean(average_precision(scores, labels)[_valid_columns(labels)])
+def mean_average_precision(scores: torch.Tensor, labels: torch.Tensor, ap: torch.Tensor | None = None) -> float:
+    """mAP over the classes with at least one positive and one negative (``ap``: their
+    :func:`average_precision`, if already computed)."""
+    return _nanmean((average_precision(scores, labels) if ap is None else ap)[_valid_columns(labels)])
 
 
-def mean_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean ROC AUC over the classes with at least one positive and one negative."""
-    return _nanmean(roc_auc(scores, labels))
+def mean_auc(scores: torch.Tensor, labels: torch.Tensor, auc: torch.Tensor | None = None) -> float:
+    """Mean ROC AUC over the classes with at least one positive and one negative (``auc``: their
+    :func:`roc_auc`, if already computed)."""
+    return _nanmean(roc_auc(scores, labels) if auc is None else auc)
 
 
 def d_prime(auc: float) -> float:

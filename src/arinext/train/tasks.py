@@ -79,6 +79,12 @@ def _names(labels: list[str] | None, n: int) -> list[str]:
     return list(labels) if labels is not None else [str(i) for i in range(n)]
 
 
+def _class_row(name: str, support: int, **metrics: torch.Tensor) -> dict[str, Any]:
+    """One row of a per-class table; a class without clips has no metrics (empty cells, ``null`` in JSON)."""
+    values = {k: (float(v) if support > 0 and not bool(torch.isnan(v)) else None) for k, v in metrics.items()}
+    return {"class": name, "support": support, **values}
+
+
 def _single_label_metrics(prefix: str, scores: torch.Tensor, target: torch.Tensor, labels: list[str]) -> EvalResult:
     num_classes = scores.shape[1]
     top = topk_accuracy(scores, target, (1, 5))
@@ -86,26 +92,18 @@ def _single_label_metrics(prefix: str, scores: torch.Tensor, target: torch.Tenso
     acc = per_class_accuracy(conf)
     onehot = F.one_hot(target.long(), num_classes)
     ap, auc = average_precision(scores, onehot), roc_auc(scores, onehot)
-    mauc = mean_auc(scores, onehot)
+    mauc = mean_auc(scores, onehot, auc)
     summary = {
         f"{prefix}top1": top[1],
         f"{prefix}top5": top[5],
         f"{prefix}mean_class_acc": float(acc[~acc.isnan()].mean()) if (~acc.isnan()).any() else float("nan"),
-        f"{prefix}mAP": mean_average_precision(scores, onehot),
+        f"{prefix}mAP": mean_average_precision(scores, onehot, ap),
         f"{prefix}mAUC": mauc,
         f"{prefix}d_prime": d_prime(mauc),
     }
     support = conf.sum(dim=1)
-    rows = [
-        {
-            "class": labels[c],
-            "support": int(support[c]),
-            "accuracy": float(acc[c]),
-            "AP": float(ap[c]),
-            "AUC": float(auc[c]),
-        }
-        for c in range(num_classes)
-    ]
+    summary[f"{prefix}classes_with_clips"] = int((support > 0).sum())
+    rows = [_class_row(labels[c], int(support[c]), accuracy=acc[c], AP=ap[c], AUC=auc[c]) for c in range(num_classes)]
     head = prefix.rstrip("_") or "class"
     return EvalResult(summary, {head: rows}, {head: conf}, {head: labels})
 
@@ -151,18 +149,16 @@ class MultiLabelTask(Task[torch.Tensor]):
 
     def evaluate(self, scores: torch.Tensor, target: Any) -> EvalResult:
         ap, auc = average_precision(scores, target), roc_auc(scores, target)
-        mauc = mean_auc(scores, target)
+        mauc = mean_auc(scores, target, auc)
         summary = {
-            "mAP": mean_average_precision(scores, target),
+            "mAP": mean_average_precision(scores, target, ap),
             "mAUC": mauc,
             "d_prime": d_prime(mauc),
             "precision_at_1": self.correct(scores, target) / max(1, target.shape[0]),
         }
         support = target.sum(dim=0)
-        rows = [
-            {"class": self.labels[c], "support": int(support[c]), "AP": float(ap[c]), "AUC": float(auc[c])}
-            for c in range(len(self.labels))
-        ]
+        summary["classes_with_clips"] = int((support > 0).sum())
+        rows = [_class_row(self.labels[c], int(support[c]), AP=ap[c], AUC=auc[c]) for c in range(len(self.labels))]
         return EvalResult(summary, {"class": rows}, {}, {"class": self.labels})
 
 

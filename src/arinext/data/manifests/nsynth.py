@@ -17,7 +17,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, meta_pairs, require_root
+from ..records import (
+    ClipRecord,
+    Manifest,
+    MissingPolicy,
+    build_manifest,
+    check_files,
+    check_subset,
+    class_id,
+    meta_pairs,
+    require_root,
+)
 from ..vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS
 
 __all__ = ["nsynth"]
@@ -25,8 +35,12 @@ __all__ = ["nsynth"]
 _SOURCE_FIELDS = ("instrument_str", "instrument_source_str", "soundfont", "soundfont_family")
 
 
-def nsynth(root: str | Path, subset: str) -> Manifest:
-    """Manifest of one NSynth split, labelled by ``instrument_family``."""
+def nsynth(root: str | Path, subset: str, missing: MissingPolicy = "warn") -> Manifest:
+    """Manifest of one NSynth split, labelled by ``instrument_family``.
+
+    ``missing``: entries without an audio file are kept (``"warn"``) or left out (``"drop"``) with one
+    counted warning, or refuse the manifest (``"error"``).
+    """
     folder = NSYNTH_FOLDERS[check_subset(subset)]
     root = require_root(root, "nsynth", f"{folder}/examples.json",
                         hint=f"Expected {folder}/examples.json and {folder}/audio/<note>.wav.")  # fmt: skip
@@ -53,4 +67,4 @@ def nsynth(root: str | Path, subset: str) -> Manifest:
         group = meta.get("instrument_str")
         source = meta_pairs({k: meta.get(k) for k in _SOURCE_FIELDS})
         rows.append((where, ClipRecord(str(root / folder / "audio" / f"{note}.wav"), target, group=group, meta=source)))
-    return build_manifest(rows, NSYNTH_FAMILIES, json_path)
+    return build_manifest(check_files(rows, missing), NSYNTH_FAMILIES, json_path)

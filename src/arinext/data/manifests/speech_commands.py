@@ -18,7 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import ClipRecord, Manifest, build_manifest, check_subset, csv_rows, label_index, meta_pairs, require_root
+from ..records import (
+    ClipRecord,
+    Manifest,
+    build_manifest,
+    check_policy,
+    check_subset,
+    csv_rows,
+    label_index,
+    meta_pairs,
+    report_rows,
+    require_root,
+)
 from ..vocab import SPEECH_COMMANDS_V2_WORDS
 
 __all__ = ["speech_commands_v2", "word_folders"]
@@ -57,17 +68,22 @@ def word_folders(root: Path) -> list[str]:
     return [w for w in SPEECH_COMMANDS_V2_WORDS if w in present] + sorted(present - set(SPEECH_COMMANDS_V2_WORDS))
 
 
-def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None = None) -> Manifest:
+def speech_commands_v2(
+    root: str | Path, subset: str, labels: list[str] | None = None, missing: str = "drop"
+) -> Manifest:
     """Manifest of one subset of Speech Commands V2.
 
     Args:
         root: the extracted archive (holds the word folders and the two list files).
-        subset: ``"validation"``/``"testing"`` are the official lists; ``"training"`` is every
-            other clip of a word folder.
+        subset: ``"validation"``/``"testing"`` are the official lists (9,981 and 11,005 clips of V2);
+            ``"training"`` is every other clip of a word folder.
         labels: class list; default the word folders found (:func:`word_folders`): the 35 words for the
             real dataset, 10 for a build of the ten core words. A word folder outside it is an error.
+        missing: entries of the subset's list without an audio file: ``"drop"`` leaves them out with one
+            counted warning, ``"error"`` refuses the manifest.
     """
     check_subset(subset)
+    check_policy(missing, "data.dataset_args.missing", ("drop", "error"))
     root = require_root(
         root,
         "speech_commands_v2",
@@ -83,13 +99,14 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
         stem = sorted(both)[0]
         raise ValueError(f"{lists['testing'][stem]}: {stem!r} is also listed at {lists['validation'][stem]}")
     sources = _source_columns(root)
-    rows = []
+    rows, found = [], set()
     for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
         for f in sorted(p for p in word_dir.iterdir() if p.suffix.lower() in _AUDIO_SUFFIXES):
             stem = f"{word_dir.name}/{f.stem}"
             split = next((name for name, entries in lists.items() if stem in entries), "training")
             if split != subset:
                 continue
+            found.add(stem)
             where = lists[split][stem] if split in lists else str(f)
             speaker = f.stem.split("_nohash_")[0]
             meta = dict((("speaker", speaker),) + sources.get(stem, ()))
@@ -97,4 +114,8 @@ def speech_commands_v2(root: str | Path, subset: str, labels: list[str] | None =
                 str(f), label_index(to_index, word_dir.name, where), group=speaker, meta=tuple(sorted(meta.items()))
             )
             rows.append((where, rec))
+    listed = lists.get(subset, {})
+    absent = [f"{where}: {root / stem}.wav" for stem, where in listed.items() if stem not in found]
+    report_rows(absent, len(listed), f"of the {subset} list name no audio file", "Left out", missing == "error",
+                "data.dataset_args.missing=drop|error")  # fmt: skip
     return build_manifest(rows, labels, root)
