@@ -181,6 +181,8 @@ class TrainConfig:
         select_metric: validation metric that picks ``best.pt`` (higher is better).
         export_pretrained: write the best model with ``arinext.save_pretrained`` at the end.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        dist_backend: process group backend under ``torchrun``: ``"auto"`` (NCCL on GPU, gloo on CPU),
+            ``"nccl"`` or ``"gloo"`` (which also runs on GPUs, e.g. several processes sharing one).
     """
 
     model: str = "audio_rep_inception_next"
@@ -196,6 +198,7 @@ class TrainConfig:
     select_metric: str = "top1"
     export_pretrained: bool = True
     device: str = "auto"
+    dist_backend: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON/``torch.load(weights_only=True)`` safe)."""
@@ -254,6 +257,8 @@ class TrainConfig:
             raise ValueError("precise_bn_batches must be >= 0 and eval_every >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.dist_backend not in ("auto", "nccl", "gloo"):
+            raise ConfigError(f"dist_backend must be 'auto', 'nccl' or 'gloo', got {self.dist_backend!r}")
         return self
 
 

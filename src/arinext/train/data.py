@@ -7,6 +7,7 @@ is the frequency band that carries energy: separable, instant to load, for smoke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "check_trainable",
+    "data_fingerprint",
     "describe_labels",
     "holdout_split",
 ]
@@ -122,6 +124,17 @@ def check_trainable(train: DataBundle, val: DataBundle) -> None:
         if missing:
             shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
             raise ValueError(f"{where}{tag}: {len(missing)} class(es) have no {train.subset} clips: {shown}")
+
+
+def data_fingerprint(bundle: DataBundle) -> str:
+    """``"N clips (hash)"`` of a subset's records (files, segments, targets): the same on every process, of
+    every machine, that built the same data."""
+    if bundle.manifest is None:
+        return f"{len(bundle.dataset)} generated clips"  # type: ignore[arg-type]
+    digest = hashlib.sha1()
+    for r in bundle.manifest.records:
+        digest.update(f"{r.path}\0{r.key}\0{r.start}\0{r.end}\0{r.target}\n".encode())
+    return f"{len(bundle.manifest.records)} clips ({digest.hexdigest()[:12]})"
 
 
 def _frontend(data: DataConfig) -> FrontendConfig:
