@@ -81,13 +81,16 @@ def device_seconds_per_clip(ds: AudioClipDataset, batch: int, device: str, repea
     return statistics.median(times[1:]) / batch
 
 
-def max_feature_difference(datasets: dict[str, AudioClipDataset], n: int) -> float:
-    """Largest |difference| between the two paths' features (SpecAugment included) over ``n`` clips."""
-    worker, device = datasets["workers"], datasets["device"]
+def max_feature_difference(datasets: dict[str, AudioClipDataset], n: int, device: str = "cpu") -> float:
+    """Largest |difference| between the two paths' features (SpecAugment included) over ``n`` clips, the
+    device path's computed on ``device``."""
+    worker, on_device = datasets["workers"], datasets["device"]
     worker.set_epoch(0)
-    device.set_epoch(0)
+    on_device.set_epoch(0)
     expected = torch.stack([worker[i]["inputs"] for i in range(n)])
-    got = BatchFeatures.for_dataset(device)(collate_clips([device[i] for i in range(n)]))["inputs"]
+    batch = collate_clips([on_device[i] for i in range(n)])
+    batch["inputs"] = batch["inputs"].to(device)
+    got = BatchFeatures.for_dataset(on_device).to(device)(batch)["inputs"].cpu()
     return float((got - expected).abs().max())
 
 
@@ -106,7 +109,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--rate", type=int, default=16000, help="sample rate of the generated files (resampled if not the preset's)")
+    p.add_argument("--rate", type=int, default=16000, help="rate of the generated files (resampled if not the preset's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the device-side stand-in on the CPU")
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from arinext.checkpoints.training import load_checkpoint
-from arinext.train.data import SyntheticSpectrograms, build_loader
-from arinext.train.distributed import DistInfo
+from arinext.train import distributed, load_config
+from arinext.train.data import SyntheticSpectrograms, build_dataset, build_loader, data_fingerprint
+from arinext.train.distributed import DistInfo, init_distributed
+from arinext.utils.errors import ConfigError, DataError
 
 from .test_readme_commands import ROOT, shell_commands
 
@@ -167,3 +170,49 @@ def test_ranks_share_the_data_out_without_overlap():
         seen.append(torch.cat([b["index"] for b in loader]).tolist())
     assert len(seen[0]) == len(seen[1]) == 10
     assert not set(seen[0]) & set(seen[1]) and set(seen[0]) | set(seen[1]) == set(range(20))
+
+
+def test_init_refuses_a_local_rank_without_its_gpu_and_nccl_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match="LOCAL_RANK is 1 but this machine has 1 CUDA device"):
+        init_distributed("cuda")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="'nccl' needs CUDA devices"):
+        init_distributed("cpu", "nccl")
+    with pytest.raises(ConfigError, match="dist_backend must be"):
+        init_distributed("cpu", "mpi")
+
+
+def _fake_group(monkeypatch, per_rank: list):
+    """Two processes, as far as the helpers can tell: collectives return ``per_rank``'s values."""
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+
+    def gather(parts, value):
+        parts[:] = per_rank
+
+    monkeypatch.setattr(dist, "all_gather_object", gather)
+    monkeypatch.setattr(distributed, "all_reduce_sum", lambda values, device: [float(sum(per_rank))])
+
+
+def test_machines_with_other_data_or_no_shared_run_folder_are_refused(monkeypatch, tmp_path):
+    _fake_group(monkeypatch, [{"the training subset": "8 clips (aa)"}, {"the training subset": "7 clips (bb)"}])
+    with pytest.raises(DataError, match=r"training subset differs between processes \(rank 0: 8 clips"):
+        distributed.same_on_every_rank({"the training subset": "8 clips (aa)"}, "same data everywhere")
+    (tmp_path / "last.pt").write_bytes(b"x")
+    _fake_group(monkeypatch, [1, 0])  # only one of the two machines sees last.pt
+    with pytest.raises(ConfigError, match="exists for 1 of 2 processes"):
+        distributed.file_on_every_rank(tmp_path / "last.pt", torch.device("cpu"))
+    _fake_group(monkeypatch, [1, 1])
+    assert distributed.file_on_every_rank(tmp_path / "last.pt", torch.device("cpu"))
+
+
+def test_data_fingerprint_tells_subsets_apart(tmp_path):
+    from .test_feature_path import _tone_folder
+
+    cfg = load_config("folder", [f"data.root={_tone_folder(tmp_path)}"])
+    train, val = (build_dataset(cfg.data, s, training=False) for s in ("training", "validation"))
+    assert data_fingerprint(train).startswith("8 clips (") and data_fingerprint(val).startswith("4 clips (")
+    assert data_fingerprint(train) == data_fingerprint(build_dataset(cfg.data, "training", training=False))

@@ -191,8 +191,8 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
     (``data.test_views``, else the preset's). With ``data.features: device`` the items are waveform crops
     whose log-mels (and SpecAugment) :func:`build_loader` computes on the training device. With
     ``data.holdout`` the subsets are those of :func:`holdout_split`: the held-out source is left out of
-    training, validation and testing, and is the ``"heldout"`` subset. With ``labels`` (a model's class names) the targets index into them, matched
-    by name (:meth:`arinext.data.Manifest.relabel`).
+    training, validation and testing, and is the ``"heldout"`` subset. With ``labels`` (a model's class
+    names) the targets index into them, matched by name (:meth:`arinext.data.Manifest.relabel`).
     """
     frontend = _frontend(data)
     views = 1 if training else (data.test_views or frontend.test_views)
