@@ -11,8 +11,8 @@ In order (each line starts with PASS, FAIL, SKIP or INFO; the exit status is 1 i
    end and the HEAR wrapper on CUDA).
 2. ``features``: the paper's VGG-Sound front end (5.119 s -> 512x128) with SpecAugment, the device path on the
    GPU against the workers path on the CPU: the largest difference.
-3. ``per-core``: clips/s per CPU core of the two paths on this machine's CPU, and the GPU's cost of the batched
-   log-mel + SpecAugment (``benchmarks/feature_path.py``).
+3. ``per-core``: clips per CPU-second of a loader worker with each path on this machine's CPU, and the GPU's
+   cost of the batched log-mel + SpecAugment (``benchmarks/feature_path.py``).
 4. ``train``: training clips/s of the paper's model (309 classes, batch 32, channels-last, Nesterov SGD), fp32 and
    bf16 autocast: the GPU alone (batches already on it), then fed by W loader workers with ``data.features``
    ``workers`` and ``device``; then a table of the cores that feed the GPU's rate.
@@ -43,7 +43,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from feature_path import device_seconds_per_clip, interleaved_rates, max_feature_difference, paths
+from feature_path import device_seconds_per_clip, loader_rates, max_feature_difference, paths
 from loader_throughput import make_clips
 
 from arinext import create_model, get_preset
@@ -95,14 +95,13 @@ def feature_checks(records: list, device: torch.device, batch: int) -> tuple[dic
     diff = max_feature_difference(datasets, min(8, len(datasets["workers"])), str(device))
     tol = 1e-3  # cuFFT/cuBLAS vs the CPU; a misplaced mask would differ by about 1 or more
     report("PASS" if diff <= tol else "FAIL", "features", f"max |device path on {device} - workers path| = {diff:.2e}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a loader worker's setting
-    per_core = interleaved_rates(paths(records[:24], "vggsound"), rounds=3)
-    torch.set_num_threads(threads)
+    rounds, turn = 3, 4  # a loader of one worker per path, taking turns of 4 batches
+    n = (4 + 2 + rounds * turn) * batch
+    per_core = loader_rates(paths((records * n)[:n], "vggsound"), batch, turn, 1, rounds)
     gpu = device_seconds_per_clip(datasets["device"], batch, str(device))
-    report("INFO", "per-core", f"workers (decode + crop + log-mel + SpecAugment): {per_core['workers']:.1f} clips/s; "
-           f"device (decode + crop): {per_core['device']:.1f} clips/s; "
-           f"{per_core['device'] / per_core['workers']:.1f}x")  # fmt: skip
+    report("INFO", "per-core", f"clips per CPU-second of a loader worker: data.features=workers (decode + crop + "
+           f"log-mel + SpecAugment) {per_core['workers']:.1f}, data.features=device (decode + crop) "
+           f"{per_core['device']:.1f}: {per_core['device'] / per_core['workers']:.1f}x")  # fmt: skip
     report("INFO", "per-core", f"batched log-mel + SpecAugment on {device}: {1 / gpu:.0f} clips/s "
            f"({gpu * batch * 1e3:.2f} ms per batch of {batch})")  # fmt: skip
     return per_core, gpu

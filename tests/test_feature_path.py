@@ -3,6 +3,9 @@ SpecAugment a batch at a time, for training, Precise-BN and multi-view evaluatio
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -173,3 +176,15 @@ def test_device_features_refuse_a_batch_of_worker_features(records):
         features(collate_clips([worker[0]]))
     with pytest.raises(ValueError, match="features='device'"):
         BatchFeatures.for_dataset(worker)
+
+
+def test_benchmark_reports_a_wrong_device_path_and_counts_cores(records):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import feature_path
+
+    worker, device, _ = _both(records, training=True, spec_augment=SpecAugment())
+    assert feature_path.max_feature_difference({"workers": worker, "device": device}, 4) < 1e-5
+    other_crops = AudioClipDataset(records, FE, training=True, spec_augment=SpecAugment(), features="device", seed=1)
+    assert feature_path.max_feature_difference({"workers": worker, "device": other_crops}, 4) > 0.1
+    rows = feature_path.cores_table({"workers": 100.0, "device": 400.0}, (1000, 2000))
+    assert rows[-2:] == ["| 1,000 clips/s | 10 | 3 |", "| 2,000 clips/s | 20 | 5 |"]
