@@ -186,7 +186,7 @@ def cores_summary(rates: dict, per_core: dict[str, float], model: str) -> None:
         if src == "gpu":
             w, d = (math.ceil(rate / per_core[k]) for k in ("workers", "device"))
             report("INFO", "cores", f"to feed {rate:.0f} clips/s ({model}, {'bf16' if amp else 'fp32'}, VGG-Sound front "
-                   f"end) you need {w} cores with data.features=workers, {d} with data.features=device")  # fmt: skip
+                   f"end) you need {w} core{'s' * (w != 1)} with data.features=workers, {d} with data.features=device")  # fmt: skip
 
 
 # ---- 5. torchrun, two machines --------------------------------------------------------------------------------
@@ -216,10 +216,10 @@ def two_machines(tmp: Path, backend: str, device: torch.device, timeout: float) 
         report("SKIP", name, "NCCL needs CUDA")
         return
     out = tmp / f"run-{backend}"
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    cmd = [
-        torchrun, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-        "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", f"check-{backend}",
+    cmd = [  # torchrun, as python -m (where pip put the torchrun script does not matter)
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", f"check-{backend}",
+        "--local-addr", "127.0.0.1",  # a bare machine's host name may not resolve
         "-m", "arinext", "train", "folder", "--set", f"data.root={tone_folder(tmp / 'tones')}",
         "--set", "model=audio_rep_inception_next_tiny", "--set", "data.features=device",
         "--set", "data.frontend={clip_seconds: 0.319, num_frames: 32, n_mels: 32, n_fft: 512}",
