@@ -185,8 +185,9 @@ def cores_summary(rates: dict, per_core: dict[str, float], model: str) -> None:
     for (src, _, amp), rate in rates.items():
         if src == "gpu":
             w, d = (math.ceil(rate / per_core[k]) for k in ("workers", "device"))
-            report("INFO", "cores", f"to feed {rate:.0f} clips/s ({model}, {'bf16' if amp else 'fp32'}, VGG-Sound front "
-                   f"end) you need {w} core{'s' * (w != 1)} with data.features=workers, {d} with data.features=device")  # fmt: skip
+            what = f"{rate:.0f} clips/s ({model}, {'bf16' if amp else 'fp32'}, VGG-Sound front end)"
+            report("INFO", "cores", f"to feed {what} you need {w} core{'s' * (w != 1)} with data.features=workers, "
+                   f"{d} with data.features=device")  # fmt: skip
 
 
 # ---- 5. torchrun, two machines --------------------------------------------------------------------------------
