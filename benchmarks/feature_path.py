@@ -11,9 +11,10 @@ per path (``make_loader``, ``--loader-workers`` worker processes, batch 32), the
 (``--rounds`` turns of ``--loader-batches`` batches each, median). "Per core" is clips per CPU-second of the
 loader: its workers' CPU time (``/proc/PID/stat``, read when they are idle again, so each turn's batches are
 counted whole), collation and the hand-over to this process included. That is what a worker achieves on a core
-of its own, whatever else the machine runs. The device-side cost of the batched log-mel + SpecAugment is timed here on the CPU (``--threads``) as a stand-in
-for the GPU, where ``benchmarks/device_check.py`` measures it. Both paths' features are compared, so the two
-figures are for the same output.
+of its own, whatever else the machine runs (not the caches it shares). The device-side cost of the batched
+log-mel + SpecAugment is timed here on the CPU (``--threads``) as a stand-in for the GPU, where
+``benchmarks/device_check.py`` measures it. Both paths' features are compared, so the figures are for the same
+output.
 
     python benchmarks/feature_path.py [--preset vggsound] [--rate 16000] [--loader-workers 1] [--rounds 5]
 """
@@ -142,7 +143,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--rate", type=int, default=16000, help="rate of the generated files (resampled if not the preset's)")
+    p.add_argument("--rate", type=int, default=16000, help="rate of the generated files (resampled if not the preset)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the device-side stand-in on the CPU")
     p.add_argument("--loader-workers", type=int, default=1, help="workers of the whole-loader measurement")
     p.add_argument("--loader-batches", type=int, default=4, help="batches per turn of the whole-loader measurement")
