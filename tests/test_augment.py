@@ -86,3 +86,18 @@ def test_background_noise_snr(tmp_path):
     assert torch.equal(BackgroundNoise([np.ones(10)], 16000, p=1.0)(torch.zeros(5)), torch.zeros(5))  # silent input
     with pytest.raises(ValueError, match="no usable"):
         BackgroundNoise([np.zeros(10)], 16000)
+
+
+def test_spec_augment_draws_applied_as_a_batch_equal_forward():
+    # draw() in a loader worker, apply() on a batch on the training device: the maps forward() gives
+    x = torch.randn(6, 1, 64, 40)
+    sa = SpecAugment(freq_mask=15, time_mask=20)
+    expected = sa(x, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    draws = torch.stack([sa.draw(64, 40, g) for _ in range(6)])
+    assert draws.shape == (6, sa.num_params) and draws.dtype == torch.int64
+    got = sa.apply(x, draws)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(got != x, expected != x)  # the same cells masked and warped
+    with pytest.raises(ValueError, match="6 maps but 5 rows"):
+        sa.apply(x, draws[:5])

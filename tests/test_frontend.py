@@ -80,6 +80,7 @@ def test_batched_equals_single_and_shapes():
         get_preset("esc50")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_runs_on_the_inputs_device():
     fe = LogMel.from_preset("vggsound").cuda()

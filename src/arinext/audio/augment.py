@@ -40,6 +40,38 @@ def _randrange(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high, (1,), generator=generator).item())
 
 
+def _draw_warp(num_frames: int, max_shift: int, generator: torch.Generator | None) -> tuple[int, int]:
+    """``(centre, shift)`` of a time warp of ``num_frames`` frames; ``shift = 0`` leaves the map unchanged."""
+    if max_shift <= 0 or num_frames <= 2 * max_shift + 1:
+        return 0, 0
+    centre = _randrange(max_shift, num_frames - max_shift, generator)
+    return centre, _randrange(-max_shift, max_shift, generator)
+
+
+def _warp(spec: torch.Tensor, centre: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Warp the time axis of each ``(T, F)`` map of ``spec (B, T, F)`` by its ``centre (B,)`` and ``shift (B,)``."""
+    t = spec.shape[-2]
+    if t < 2:
+        return spec
+    c = centre.to(spec.device, torch.float64)[:, None]
+    moved = c + shift.to(spec.device, torch.float64)[:, None]
+    out_pos = torch.arange(t, dtype=torch.float64, device=spec.device)
+    # the branch not taken may divide by zero (moved = 0); torch.where drops it
+    src = torch.where(
+        out_pos < moved,
+        out_pos * c / moved,
+        c + (out_pos - moved) * (t - 1 - c) / (t - 1 - moved),
+    )
+    lo = src.floor().clamp(0, t - 2).long()
+    frac = (src - lo).clamp(0, 1).to(spec.dtype).unsqueeze(-1)
+    if spec.shape[0] == 1:  # one map (a loader worker): plain indexing is cheaper
+        return spec if int(shift[0]) == 0 else spec[:, lo[0]] * (1 - frac) + spec[:, lo[0] + 1] * frac
+    rows = torch.arange(spec.shape[0], device=spec.device)[:, None]
+    warped = spec[rows, lo] * (1 - frac) + spec[rows, lo + 1] * frac
+    keep = (shift.to(spec.device) == 0)[:, None, None]
+    return torch.where(keep, spec, warped)
+
+
 def time_warp(spec: torch.Tensor, max_shift: int = 5, generator: torch.Generator | None = None) -> torch.Tensor:
     """Piecewise-linear warp of the time axis of one ``(T, F)`` map.
 
@@ -57,23 +89,49 @@ def time_warp(spec: torch.Tensor, max_shift: int = 5, generator: torch.Generator
     independence) instead of reproducing that artefact; the distortion budget (at most ``W``
     frames of displacement) is the same.
     """
-    t = spec.shape[-2]
-    if max_shift <= 0 or t <= 2 * max_shift + 1:
-        return spec
-    centre = _randrange(max_shift, t - max_shift, generator)
-    shift = _randrange(-max_shift, max_shift, generator)
+    centre, shift = _draw_warp(spec.shape[-2], max_shift, generator)
     if shift == 0:
         return spec
-    moved = centre + shift
-    out_pos = torch.arange(t, dtype=torch.float64)
-    src = torch.where(
-        out_pos < moved,
-        out_pos * centre / moved,
-        centre + (out_pos - moved) * (t - 1 - centre) / (t - 1 - moved),
-    )
-    lo = src.floor().clamp(0, t - 2).long()
-    frac = (src - lo).clamp(0, 1).to(spec.dtype).unsqueeze(-1)
-    return spec[..., lo, :] * (1 - frac) + spec[..., lo + 1, :] * frac
+    return _warp(spec.reshape(1, *spec.shape[-2:]), torch.tensor([centre]), torch.tensor([shift])).reshape(spec.shape)
+
+
+def _draw_bands(size: int, max_width: int, num_masks: int, generator: torch.Generator | None) -> list[tuple[int, int]]:
+    """The original's ``[start, end)`` mask bands along an axis of ``size`` cells (see the module docstring)."""
+    bands: list[tuple[int, int]] = []
+    for _ in range(num_masks):
+        width = _randrange(0, max_width, generator)
+        if size - width <= 0:
+            break
+        start = _randrange(0, size - width, generator)
+        if width == 0:  # the original returns here, skipping the remaining masks
+            break
+        bands.append((start, _randrange(start, start + width, generator)))
+    return bands
+
+
+def _fill_bands(spec: torch.Tensor, bands: torch.Tensor, axis: int) -> torch.Tensor:
+    """Set band ``k`` of each map of ``spec (B, T, F)`` to that map's mean, for ``k = 0, 1, ...`` in turn.
+
+    ``bands (B, K, 2)`` holds ``[start, end)`` pairs along ``axis`` (-2 time, -1 frequency); an empty
+    band (``start == end``) changes nothing. Each mean is taken after the bands before it are filled.
+    """
+    if spec.shape[0] == 1:  # one map (a loader worker): slices are cheaper than masks
+        out = spec.clone()
+        for start, end in bands[0].tolist():
+            if end > start:
+                index = [slice(None)] * out.dim()
+                index[axis] = slice(start, end)
+                out[tuple(index)] = out.mean()
+        return out
+    size = spec.shape[axis]
+    pos = torch.arange(size, device=spec.device)
+    bands = bands.to(spec.device)
+    for k in range(bands.shape[1]):
+        start, end = bands[:, k, :1], bands[:, k, 1:]  # (B, 1)
+        inside = (pos >= start) & (pos < end)  # (B, size)
+        inside = inside[:, None, :] if axis == -1 else inside[:, :, None]
+        spec = torch.where(inside, spec.mean(dim=(-2, -1), keepdim=True), spec)
+    return spec
 
 
 def mask_axis(
@@ -83,22 +141,11 @@ def mask_axis(
 
     Returns the masked copy and the ``[start, end)`` bands, for inspection and tests.
     """
-    out = spec.clone()
-    size = out.shape[axis]
-    bands: list[tuple[int, int]] = []
-    for _ in range(num_masks):
-        width = _randrange(0, max_width, generator)
-        if size - width <= 0:
-            break
-        start = _randrange(0, size - width, generator)
-        if width == 0:  # the original returns here, skipping the remaining masks
-            break
-        end = _randrange(start, start + width, generator)
-        index = [slice(None)] * out.dim()
-        index[axis] = slice(start, end)
-        out[tuple(index)] = out.mean()
-        bands.append((start, end))
-    return out, bands
+    bands = _draw_bands(spec.shape[axis], max_width, num_masks, generator)
+    if not bands:
+        return spec.clone(), bands
+    out = _fill_bands(spec.reshape(1, *spec.shape[-2:]), torch.tensor([bands]), axis)
+    return out.reshape(spec.shape), bands
 
 
 class SpecAugment(nn.Module):
@@ -111,7 +158,11 @@ class SpecAugment(nn.Module):
         num_freq_masks, num_time_masks: masks per map.
         seed: seed of the module's own generator (used when ``forward`` gets none).
 
-    Each ``(T, F)`` map in the leading dimensions is augmented independently.
+    Each ``(T, F)`` map in the leading dimensions is augmented independently. The random draws
+    depend only on the map's size, so they are split from the arithmetic: :meth:`draw` takes one map's
+    draws as a small integer tensor, :meth:`apply` applies a batch of them on the batch's device.
+    ``forward`` is the two in a row, so a map augmented from drawn parameters (for instance on the
+    training GPU, with parameters drawn in a loader worker) gets the masks ``forward`` would give it.
     """
 
     def __init__(
@@ -130,12 +181,43 @@ class SpecAugment(nn.Module):
         self.num_freq_masks, self.num_time_masks = num_freq_masks, num_time_masks
         self.generator = torch.Generator().manual_seed(seed)
 
+    @property
+    def num_params(self) -> int:
+        """Length of one map's parameter vector (:meth:`draw`)."""
+        return 2 + 2 * (self.num_freq_masks + self.num_time_masks)
+
+    def draw(self, num_frames: int, n_mels: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The random draws of one ``(num_frames, n_mels)`` map, in ``forward``'s order.
+
+        Returns an int64 vector of :attr:`num_params` values: the warp's ``(centre, shift)``, then a
+        ``(start, end)`` pair per frequency mask and per time mask (``(0, 0)`` for a mask not drawn).
+        """
+        g = generator if generator is not None else self.generator
+        warp = _draw_warp(num_frames, self.time_warp, g)
+        freq = _draw_bands(n_mels, self.freq_mask, self.num_freq_masks, g)
+        time = _draw_bands(num_frames, self.time_mask, self.num_time_masks, g)
+        freq += [(0, 0)] * (self.num_freq_masks - len(freq))
+        time += [(0, 0)] * (self.num_time_masks - len(time))
+        return torch.tensor([*warp, *(v for band in freq + time for v in band)], dtype=torch.int64)
+
+    def apply(self, spec: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Augment each ``(T, F)`` map of ``spec (..., T, F)`` with its row of ``params (..., num_params)``
+        (from :meth:`draw`), on ``spec``'s device: time warp, frequency masks, then time masks."""
+        maps = spec.reshape(-1, *spec.shape[-2:])
+        p = params.reshape(-1, self.num_params)
+        if p.shape[0] != maps.shape[0]:
+            raise ValueError(f"{maps.shape[0]} maps but {p.shape[0]} rows of SpecAugment parameters")
+        if not len(p):
+            return spec
+        maps = _warp(maps, p[:, 0], p[:, 1])
+        split = 2 + 2 * self.num_freq_masks
+        maps = _fill_bands(maps, p[:, 2:split].reshape(len(p), -1, 2), -1)
+        maps = _fill_bands(maps, p[:, split:].reshape(len(p), -1, 2), -2)
+        return maps.reshape(spec.shape)
+
     def augment_map(self, spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment one ``(T, F)`` map (warp, frequency masks, time masks)."""
-        spec = time_warp(spec, self.time_warp, generator)
-        spec, _ = mask_axis(spec, self.freq_mask, self.num_freq_masks, -1, generator)
-        spec, _ = mask_axis(spec, self.time_mask, self.num_time_masks, -2, generator)
-        return spec
+        return self.apply(spec, self.draw(*spec.shape[-2:], generator))
 
     def forward(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.training:
@@ -143,8 +225,9 @@ class SpecAugment(nn.Module):
         if spec.dim() < 2:
             raise ValueError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
         g = generator if generator is not None else self.generator
-        flat = spec.reshape(-1, *spec.shape[-2:])
-        return torch.stack([self.augment_map(m, g) for m in flat]).reshape(spec.shape)
+        n = spec[..., 0, 0].numel()
+        params = torch.stack([self.draw(*spec.shape[-2:], g) for _ in range(n)])
+        return self.apply(spec, params)
 
     def extra_repr(self) -> str:
         return (

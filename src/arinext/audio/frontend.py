@@ -141,6 +141,9 @@ class LogMel(nn.Module):
         input ``(N,)``, ``(B, N)`` or ``(B, 1, N)`` float waveform at ``config.sample_rate``;
         output ``(B, 1, T, n_mels)`` with ``T = 1 + N // hop_length``.
 
+    Samples no larger than :attr:`safe_amplitude` in magnitude always give finite features (a bound,
+    about 1e34 for the presets, far above any decoded audio).
+
     Example:
         >>> fe = LogMel.from_preset("vggsound")
         >>> fe(torch.zeros(2, 81904)).shape
@@ -158,6 +161,10 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(c.win_length, periodic=True), persistent=False)
         fb = htk_mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.f_min, c.f_max)
         self.register_buffer("mel_fb", fb.T.contiguous().float(), persistent=False)
+        # |STFT bin| <= max|x| * sum(window) and a mel band sums its bins with weights fb, so samples below
+        # this bound give finite float32 features (10x margin under the float32 maximum for rounding)
+        gain = float(self.window.sum()) * float(fb.sum(dim=1).max())
+        self.safe_amplitude = 3e37 / max(gain, 1.0)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> LogMel:

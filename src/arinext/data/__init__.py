@@ -8,6 +8,7 @@ Example:
     >>> loader = make_loader(ds, batch_size=32, shuffle=True, num_workers=2)  # doctest: +SKIP
 """
 
+from .batch_features import BatchFeatures, FeatureLoader
 from .cache import FeatureCache
 from .clips import AudioClipDataset, BadClipReport, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
@@ -23,9 +24,11 @@ __all__ = [
     "SUBSETS",
     "AudioClipDataset",
     "BadClipReport",
+    "BatchFeatures",
     "ClipRecord",
     "DatasetNotFoundError",
     "FeatureCache",
+    "FeatureLoader",
     "Manifest",
     "build_manifest",
     "clip_duration",

@@ -60,7 +60,9 @@ class AudioClipDataset(Dataset):
         on_bad_clip: ``"skip"`` returns an error item, ``"error"`` raises ``AudioDecodeError``;
             default ``"skip"`` in training, ``"error"`` otherwise.
         spec_augment: e.g. :class:`arinext.audio.augment.SpecAugment`, applied in training only.
-        features: return log-mels; if false, the (padded) waveform crops ``(1, N)``.
+        features: return log-mels; if false, the (padded) waveform crops ``(1, N)``; ``"device"``: the
+            waveform crops that :class:`~arinext.data.batch_features.BatchFeatures` turns into the same
+            log-mels (SpecAugment included) batched on the training device, so workers only decode and crop.
         cache_dir: folder for a :class:`~arinext.data.cache.FeatureCache` of segment log-mels.
         seed: base of the per-clip random streams (``seed``, epoch, index).
         waveform_transform: ``f(waveform (N,), generator) -> waveform``, training only, before the
@@ -72,6 +74,10 @@ class AudioClipDataset(Dataset):
     ``dataset[i]`` is ``{"inputs": (1, T, F) | (views, 1, T, F), "target": ..., "index": i}`` or,
     for a skipped bad clip, ``{"inputs": None, "error": "<source>: <problem>", "index": i}``.
     Targets: ``int``; a float multi-hot ``(C,)`` tensor for multi-label manifests; ``dict[str, int]``.
+    With ``features="device"`` the inputs are zero-padded waveform crops ``(1, L)`` (``(views, 1, L)``) and
+    the item also holds ``"frames"``, the log-mel frames each crop has before edge padding, and in training
+    ``"spec_augment"``, the crop's SpecAugment draws (:meth:`arinext.audio.augment.SpecAugment.draw`) from
+    the clip's random stream.
 
     Call :meth:`set_epoch` before each epoch so that training crops and augmentations change. The epoch
     lives in shared memory, so the call also reaches DataLoader workers that persist across epochs.
@@ -87,7 +93,7 @@ class AudioClipDataset(Dataset):
         views: int = 1,
         on_bad_clip: Literal["error", "skip"] | None = None,
         spec_augment: nn.Module | None = None,
-        features: bool = True,
+        features: bool | Literal["device"] = True,
         cache_dir: str | Path | None = None,
         seed: int = 0,
         waveform_transform: WaveformTransform | None = None,
@@ -114,10 +120,14 @@ class AudioClipDataset(Dataset):
         self.pad_mode: PadMode = pad_mode or (manifest.pad_mode if manifest else "frames")
         if self.pad_mode not in ("frames", "waveform"):
             raise ValueError(f"pad_mode must be 'frames' or 'waveform', got {self.pad_mode!r}")
-        if cache_dir is not None and (waveform_transform is not None or not features):
+        if features not in (True, False, "device"):
+            raise ValueError(f"features must be True, False or 'device', got {features!r}")
+        if cache_dir is not None and (waveform_transform is not None or features is not True):
             raise ValueError(
-                "cache_dir caches log-mels: it cannot be combined with waveform_transform or features=False"
+                "cache_dir caches log-mels: it cannot be combined with waveform_transform or features=False/'device'"
             )
+        if features == "device" and spec_augment is not None and not callable(getattr(spec_augment, "draw", None)):
+            raise ValueError("features='device' needs a spec_augment with draw() and apply(), like SpecAugment")
         self.spec_augment, self.features, self.waveform_transform = spec_augment, features, waveform_transform
         self.logmel = LogMel(frontend)
         self.cache = FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype) if cache_dir is not None else None
@@ -146,14 +156,15 @@ class AudioClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
+        extra: dict[str, torch.Tensor] = {}
         try:
-            inputs = self._inputs(rec, self._generator(index))
+            inputs = self._inputs(rec, self._generator(index), extra)
         except AudioDecodeError as exc:
             if self.on_bad_clip == "error":
                 raise
             log.debug("skipping bad clip %s", exc)
             return {"inputs": None, "error": str(exc), "index": index}
-        return {"inputs": inputs, "target": self._target(rec), "index": index}
+        return {"inputs": inputs, "target": self._target(rec), "index": index, **extra}
 
     def _target(self, rec: ClipRecord) -> int | torch.Tensor | dict[str, int]:
         if isinstance(rec.target, tuple):
@@ -177,7 +188,7 @@ class AudioClipDataset(Dataset):
             )
         return start, end, samples
 
-    def _inputs(self, rec: ClipRecord, g: torch.Generator) -> torch.Tensor:
+    def _inputs(self, rec: ClipRecord, g: torch.Generator, extra: dict[str, torch.Tensor]) -> torch.Tensor:
         fe = self.frontend
         start, end, samples = self._segment(rec)
         crops = plan_crops(samples, fe.clip_samples, self.training, self.views, g)
@@ -188,6 +199,9 @@ class AudioClipDataset(Dataset):
             lo, hi = min(o for o, _ in crops), max(o + n for o, n in crops)
             x = self._read(rec, start + lo / fe.sample_rate, start + hi / fe.sample_rate)
             views = [self._crop_inputs(x[o - lo : o - lo + n], rec, g) for o, n in crops]
+        if self.features == "device":
+            out = self._device_inputs(views, rec, g, extra)
+            return out if self.views > 1 else out[0]
         out = torch.stack(views)  # (views, 1, T, F) or (views, 1, N)
         if self.features and self.training and self.spec_augment is not None:
             out = self.spec_augment(out, generator=g)
@@ -202,9 +216,28 @@ class AudioClipDataset(Dataset):
         wave = torch.from_numpy(np.ascontiguousarray(x))
         if self.training and self.waveform_transform is not None:
             wave = self.waveform_transform(wave, g)
-        if not self.features:
+        if self.features is not True:
             return wave[None]
         return fit_frames(clip_features(wave, self.logmel, rec.source), self.frontend.num_frames)
+
+    def _device_inputs(
+        self, views: list[torch.Tensor], rec: ClipRecord, g: torch.Generator, extra: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Zero-padded crops ``(views, 1, L)``; their frame counts and SpecAugment draws go to ``extra``."""
+        fe = self.frontend
+        out = torch.zeros(len(views), 1, crop_length(fe.clip_samples))
+        frames = []
+        for i, wave in enumerate(views):
+            if not float(wave.abs().max()) <= self.logmel.safe_amplitude:  # rare: the exact check of the features
+                clip_features(wave, self.logmel, rec.source)
+            out[i, :, : wave.shape[-1]] = wave
+            frames.append(min(fe.num_frames, fe.frames_for(wave.shape[-1])))
+        extra["frames"] = torch.tensor(frames if self.views > 1 else frames[0])
+        if self.training and self.spec_augment is not None and self.spec_augment.training:
+            draw = self.spec_augment.draw  # type: ignore[operator]
+            draws = torch.stack([draw(fe.num_frames, fe.n_mels, g) for _ in views])
+            extra["spec_augment"] = draws if self.views > 1 else draws[0]
+        return out
 
     def _read(self, rec: ClipRecord, start: float, end: float) -> np.ndarray:
         cache = self.waveform_cache
@@ -267,6 +300,9 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch.update(inputs=None, target=None)
         return batch
     batch["inputs"] = torch.stack([it["inputs"] for it in good])
+    for key in ("frames", "spec_augment"):  # features="device"
+        if key in good[0]:
+            batch[key] = torch.stack([it[key] for it in good])
     targets = [it["target"] for it in good]
     if isinstance(targets[0], dict):
         batch["target"] = {k: torch.tensor([t[k] for t in targets], dtype=torch.long) for k in targets[0]}

@@ -45,6 +45,7 @@ __all__ = [
 
 SUBSETS = ("training", "validation", "testing")
 _BAD_CLIP_POLICIES = ("error", "skip")
+_FEATURE_PLACES = ("workers", "device")
 # Free-form mappings: their sub-keys are checked by the component that receives them.
 _OPEN_DICTS = {"model_args", "dataset_args", "frontend", "spec_augment_args", "augment", "holdout"}
 
@@ -83,6 +84,10 @@ class DataConfig:
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
         on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
         cache_dir: feature cache directory passed to the dataset, or ``None``.
+        features: where the log-mel features and SpecAugment are computed: ``"workers"`` (the loader's worker
+            processes, one clip at a time) or ``"device"`` (the training device, a batch at a time: the workers
+            only decode and crop, so fewer CPU cores feed a GPU; the same features, see
+            :mod:`arinext.data.batch_features`). Waveform augmentation and background noise stay in the workers.
         cache_waveforms: keep the decoded audio of the training and validation files in memory, so that
             each file is decoded once rather than every epoch (the same samples; see
             :mod:`arinext.data.waveforms`): ``null`` (automatic) when it is estimated to fit
@@ -112,6 +117,7 @@ class DataConfig:
     test_views: int | None = None
     on_bad_clip: str = "skip"
     cache_dir: str | None = None
+    features: str = "workers"
     cache_waveforms: bool | None = None
     waveform_cache_mb: float = 1024.0
 
@@ -175,6 +181,8 @@ class TrainConfig:
         select_metric: validation metric that picks ``best.pt`` (higher is better).
         export_pretrained: write the best model with ``arinext.save_pretrained`` at the end.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        dist_backend: process group backend under ``torchrun``: ``"auto"`` (NCCL on GPU, gloo on CPU),
+            ``"nccl"`` or ``"gloo"`` (which also runs on GPUs, e.g. several processes sharing one).
     """
 
     model: str = "audio_rep_inception_next"
@@ -190,6 +198,7 @@ class TrainConfig:
     select_metric: str = "top1"
     export_pretrained: bool = True
     device: str = "auto"
+    dist_backend: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON/``torch.load(weights_only=True)`` safe)."""
@@ -224,6 +233,7 @@ class TrainConfig:
         for name in ("train_subset", "val_subset", "test_subset"):
             if getattr(d, name) not in SUBSETS:
                 raise ValueError(f"data.{name} must be one of {SUBSETS}, got {getattr(d, name)!r}")
+        _check_features(d)
         if d.on_bad_clip not in _BAD_CLIP_POLICIES:
             raise ValueError(f"data.on_bad_clip must be one of {_BAD_CLIP_POLICIES}, got {d.on_bad_clip!r}")
         if d.batch_size < 1 or (d.eval_batch_size is not None and d.eval_batch_size < 1):
@@ -247,7 +257,18 @@ class TrainConfig:
             raise ValueError("precise_bn_batches must be >= 0 and eval_every >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.dist_backend not in ("auto", "nccl", "gloo"):
+            raise ConfigError(f"dist_backend must be 'auto', 'nccl' or 'gloo', got {self.dist_backend!r}")
         return self
+
+
+def _check_features(d: DataConfig) -> None:
+    if d.features not in _FEATURE_PLACES:
+        raise ConfigError(f"data.features must be one of {_FEATURE_PLACES}, got {d.features!r}")
+    if d.features == "device" and d.cache_dir:
+        raise ConfigError("data.features=device computes the log-mels on the device: drop data.cache_dir (their cache)")
+    if d.features == "device" and d.dataset == "synthetic":
+        raise ConfigError("data.features=device needs audio clips; data.dataset=synthetic generates spectrograms")
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

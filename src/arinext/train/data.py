@@ -7,8 +7,10 @@ is the frequency band that carries energy: separable, instant to load, for smoke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "check_trainable",
+    "data_fingerprint",
     "describe_labels",
     "holdout_split",
 ]
@@ -147,6 +150,17 @@ def check_trainable(train: DataBundle, val: DataBundle) -> None:
         )  # fmt: skip
 
 
+def data_fingerprint(bundle: DataBundle) -> str:
+    """``"N clips (hash)"`` of a subset's records (files, segments, targets): the same on every process, of
+    every machine, that built the same data."""
+    if bundle.manifest is None:
+        return f"{len(bundle.dataset)} generated clips"  # type: ignore[arg-type]
+    digest = hashlib.sha1()
+    for r in bundle.manifest.records:
+        digest.update(f"{r.path}\0{r.key}\0{r.start}\0{r.end}\0{r.target}\n".encode())
+    return f"{len(bundle.manifest.records)} clips ({digest.hexdigest()[:12]})"
+
+
 def _frontend(data: DataConfig) -> FrontendConfig:
     if data.preset is not None:
         name = data.preset
@@ -198,10 +212,11 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
 
     Training datasets return one random crop (with the waveform augmentations of ``data.augment``,
     background noise and SpecAugment as configured); evaluation datasets return ``views`` uniform crops
-    (``data.test_views``, else the preset's). With ``data.holdout`` the subsets are those of
-    :func:`holdout_split`: the held-out source is left out of training, validation and testing, and is
-    the ``"heldout"`` subset. With ``labels`` (a model's class names) the targets index into them, matched
-    by name (:meth:`arinext.data.Manifest.relabel`).
+    (``data.test_views``, else the preset's). With ``data.features: device`` the items are waveform crops
+    whose log-mels (and SpecAugment) :func:`build_loader` computes on the training device. With
+    ``data.holdout`` the subsets are those of :func:`holdout_split`: the held-out source is left out of
+    training, validation and testing, and is the ``"heldout"`` subset. With ``labels`` (a model's class
+    names) the targets index into them, matched by name (:meth:`arinext.data.Manifest.relabel`).
     """
     frontend = _frontend(data)
     views = 1 if training else (data.test_views or frontend.test_views)
@@ -246,6 +261,7 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
         views=views,
         on_bad_clip=data.on_bad_clip,
         spec_augment=spec_augment,
+        features="device" if data.features == "device" else True,
         waveform_transform=transform,
         cache_dir=data.cache_dir,
         seed=seed,
@@ -263,13 +279,19 @@ def build_loader(
     num_workers: int | None,
     dist_info: DistInfo,
     seed: int = 0,
-) -> tuple[DataLoader, DistributedSampler]:
+) -> tuple[Iterable[dict[str, Any]], DistributedSampler]:
     """Loader over this process's share of ``dataset``; ``batch_size`` is the total over processes.
 
     The order comes from a :class:`DistributedSampler` (also with one process) seeded with ``seed``;
     call ``sampler.set_epoch(epoch)`` each epoch, which makes the order a function of the epoch and
     lets a resumed run see exactly the batches of an uninterrupted one. Workers persist across epochs
-    (started once, each preparing 4 batches ahead); ``dataset.set_epoch`` reaches them.
+    (started once, each preparing 4 batches ahead); ``dataset.set_epoch`` reaches them. The processes
+    share the dataset out by global rank (``dist_info.rank`` of ``dist_info.world_size``), so several
+    machines split it like several processes of one machine.
+
+    A dataset built with ``features="device"`` (``data.features: device``) comes back wrapped in a
+    :class:`~arinext.data.batch_features.FeatureLoader`: its batches leave the loader as waveform crops
+    and reach the caller as log-mels computed on ``dist_info.device``.
     """
     world = dist_info.world_size
     if num_workers is None:
@@ -291,4 +313,9 @@ def build_loader(
             dataset, per_rank, shuffle=False, num_workers=num_workers, sampler=sampler, seed=seed, drop_last=drop_last,
             persistent_workers=True,
         )  # fmt: skip
+        if getattr(dataset, "features", True) == "device":
+            from ..data.batch_features import BatchFeatures, FeatureLoader
+
+            features = BatchFeatures.for_dataset(dataset)  # type: ignore[arg-type]
+            return FeatureLoader(loader, features, dist_info.device), sampler
     return loader, sampler

@@ -207,7 +207,7 @@ def evaluate_checkpoint(
             "classes; save it with arinext.save_pretrained(model, DIR, labels=[...]) first"
         )
     cfg = evaluation_config(model, overrides)
-    info = init_distributed(cfg.device)
+    info = init_distributed(cfg.device, cfg.dist_backend)
     subset = subset or cfg.data.test_subset
     model.to(info.device).eval()
     first_run = _evaluate_subset(model, cfg, labels, subset, info, progress, by)

@@ -46,8 +46,8 @@ from ..layers.reparam import unwrap_model
 from ..models import create_model
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
 from .config import DataConfig, TrainConfig, default_num_workers
-from .data import build_dataset, build_loader, check_trainable
-from .distributed import DistInfo, barrier, init_distributed
+from .data import build_dataset, build_loader, check_trainable, data_fingerprint
+from .distributed import DistInfo, barrier, file_on_every_rank, init_distributed, same_on_every_rank
 from .engine import bf16_supported, evaluate, freeze_batchnorm, param_groups, precise_bn, train_one_epoch
 from .report import EpochLogger, plot_curves
 from .tasks import make_task
@@ -287,7 +287,7 @@ def fit(
     """
     cfg = _preflight(cfg)
     out = Path(out_dir)
-    info = init_distributed(cfg.device)
+    info = init_distributed(cfg.device, cfg.dist_backend)
     device, amp = info.device, _resolve_amp(cfg, info.device)
     progress = progress if info.is_main else False
     seed_everything(cfg.seed)
@@ -297,13 +297,16 @@ def fit(
     train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
     val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
     check_trainable(train, val)
+    if info.distributed:  # several machines: each builds its own index of the clips
+        fingerprints = {f"the {b.subset} subset": data_fingerprint(b) for b in (train, val)}
+        same_on_every_rank(fingerprints, "every machine needs the same data at the same data.root")
     _cache_waveforms(d, [train, val], workers, progress)
     train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
     val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
     task = make_task(train.num_classes, train.labels, train.multi_label)
 
     last_path = out / "last.pt"
-    resuming = resume and last_path.is_file()
+    resuming = resume and file_on_every_rank(last_path, device)
     if not resuming and last_path.is_file():
         _log.warning("%s exists: starting a new run over it (--resume continues it)", last_path)
     model = _build_model(cfg, train.num_classes, train.labels, init=not resuming).to(device)
