@@ -9,7 +9,7 @@ Example:
 """
 
 from .cache import FeatureCache
-from .clips import AudioClipDataset, BadClipReport, clip_features, collate_clips, make_loader
+from .clips import AudioClipDataset, BadClipReport, ClipLoader, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
 from .records import SUBSETS, ClipRecord, DatasetNotFoundError, Manifest, build_manifest
 from .registry import dataset_preset, get_manifest, list_datasets
@@ -23,6 +23,7 @@ __all__ = [
     "SUBSETS",
     "AudioClipDataset",
     "BadClipReport",
+    "ClipLoader",
     "ClipRecord",
     "DatasetNotFoundError",
     "FeatureCache",
