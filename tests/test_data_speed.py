@@ -108,7 +108,8 @@ def test_waveform_cache_size_limit_and_automatic_mode(tmp_path):
     plain = AudioClipDataset(recs, FE, training=False)
     for i in range(len(recs)):
         assert torch.equal(ds[i]["inputs"], plain[i]["inputs"])
-    assert small is not None and small.cached_files() == 1 and small.nbytes <= bound and small.full  # the rest from disk
+    assert small is not None and small.cached_files() == 1 and small.nbytes <= bound  # the rest from disk
+    assert small.full
 
 
 def test_waveform_cache_is_shared_by_workers_and_bounded(tmp_path):
@@ -196,3 +197,33 @@ def test_data_config_waveform_keys():
     assert load_config({}).data.cache_waveforms is None
     with pytest.raises(ValueError, match="waveform_cache_mb"):
         load_config({"data": {"waveform_cache_mb": -1}})
+
+
+def test_feature_cache_is_bounded_and_its_size_estimated_before_filling(tmp_path, caplog):
+    """Issue: the feature cache had no bound and no estimate (about 100 GB for VGG-Sound)."""
+    from types import SimpleNamespace
+
+    from arinext.data.cache import estimate_feature_bytes
+    from arinext.train.clip_checks import plan_feature_cache
+    from arinext.train.config import DataConfig
+
+    recs = _records(tmp_path)
+    full = AudioClipDataset(recs, FE, training=False, cache_dir=tmp_path / "all")
+    estimate = estimate_feature_bytes(full.records, FE)
+    assert not list((tmp_path / "all").rglob("*.npy")), "estimated without writing"
+    full.fill_cache()
+    written = sum(p.stat().st_size for p in (tmp_path / "all").rglob("*.npy"))
+    assert 0.9 * written < estimate < 1.1 * written
+    bound = written // 2
+    half = AudioClipDataset(recs, FE, training=False, cache_dir=tmp_path / "half", cache_max_bytes=bound)
+    for i in range(len(recs)):  # beyond the bound the features are computed, the same as cached ones
+        assert torch.equal(half[i]["inputs"], full[i]["inputs"])
+    kept = sum(p.stat().st_size for p in (tmp_path / "half").rglob("*.npy"))
+    assert 0 < kept <= bound and half.cache.full and half.cache.nbytes <= bound
+    with caplog.at_level("INFO", logger="arinext"):
+        plan_feature_cache(DataConfig(feature_cache_gb=bound / 2**30), [SimpleNamespace(dataset=full)])
+        assert "WARNING" not in caplog.text and " for 4 clips" in caplog.text  # all of it is there
+        caplog.clear()
+        plan_feature_cache(DataConfig(feature_cache_gb=bound / 2**30), [SimpleNamespace(dataset=half)])
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "% of the clips will be cached, the rest computed every epoch" in warning[0]

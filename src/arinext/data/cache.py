@@ -106,6 +106,10 @@ class FeatureCache:
         """Bytes of features in the folder (counted when there is a bound, else ``None``)."""
         return None if self._count is None else int(self._count[0])
 
+    def disk_bytes(self) -> int:
+        """Bytes of features in the folder now (the shared count when bounded, else a scan of the folder)."""
+        return int(self._count[0]) if self._count is not None else _folder_bytes(self.folder)
+
     @property
     def full(self) -> bool:
         """A clip did not fit under ``max_bytes`` and was computed without being written."""

@@ -126,9 +126,9 @@ class AudioClipDataset(Dataset):
             )
         self.spec_augment, self.features, self.waveform_transform = spec_augment, features, waveform_transform
         self.logmel = LogMel(frontend)
-        self.cache = (
-            FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype, cache_max_bytes) if cache_dir is not None else None
-        )
+        self.cache = None
+        if cache_dir is not None:
+            self.cache = FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype, cache_max_bytes)
         self.waveform_cache: WaveformCache | None = None
         self.waveform_slots: np.ndarray | None = None  # cache slot of each distinct path (-1: not cached)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -202,7 +202,8 @@ class AudioClipDataset(Dataset):
         start, end, samples = self._segment(rec, slot)
         crops = plan_crops(samples, fe.clip_samples, self.training, self.views, g)
         if self.cache is not None:
-            full = torch.from_numpy(np.array(self.cache.load(rec, lambda: self._segment_features(rec, start, end, slot))))
+            segment = self.cache.load(rec, lambda: self._segment_features(rec, start, end, slot))
+            full = torch.from_numpy(np.array(segment))
             views = [frame_crop(full, off, fe.hop_length, fe.num_frames)[None].float() for off, _ in crops]
         else:
             lo, hi = min(o for o, _ in crops), max(o + n for o, n in crops)
@@ -227,8 +228,8 @@ class AudioClipDataset(Dataset):
         return fit_frames(clip_features(wave, self.logmel, rec.source), self.frontend.num_frames)
 
     def _read(self, rec: ClipRecord, start: float, end: float, slot: int = -1) -> np.ndarray:
-        if slot >= 0:
-            return self.waveform_cache.read(slot, rec.path, start, end, self.frontend.sample_rate)  # type: ignore[union-attr]
+        if slot >= 0 and self.waveform_cache is not None:
+            return self.waveform_cache.read(slot, rec.path, start, end, self.frontend.sample_rate)
         return read_clip(rec, start, end, self.frontend.sample_rate)
 
     def _segment_features(self, rec: ClipRecord, start: float, end: float, slot: int = -1) -> np.ndarray:

@@ -226,7 +226,8 @@ def _pack_targets(targets: list[Target]) -> dict[str, Any]:
     if targets and all(isinstance(t, tuple) for t in targets):
         offsets = np.zeros(len(targets) + 1, dtype=np.int64)
         np.cumsum([len(t) for t in targets], out=offsets[1:])  # type: ignore[arg-type]
-        flat = np.fromiter((v for t in targets for v in t), dtype=np.int64, count=int(offsets[-1]))  # type: ignore[union-attr]
+        values = (v for t in targets for v in t)  # type: ignore[union-attr]
+        flat = np.fromiter(values, dtype=np.int64, count=int(offsets[-1]))
         return {"target_kind": "multi", "target": flat, "target_offsets": offsets}
     column = np.empty(len(targets), dtype=object)
     column[:] = targets

@@ -49,13 +49,16 @@ def _shared_floats(count: int) -> torch.Tensor:
     return torch.empty(0, dtype=torch.float32).set_(storage, 0, (count,))
 
 
-def window(samples: np.ndarray, rate: int, start: float | None, end: float | None, sample_rate: int, source: str) -> np.ndarray:
+def _window(
+    samples: np.ndarray, rate: int, start: float | None, end: float | None, sample_rate: int, source: str
+) -> np.ndarray:
     """Seconds ``[start, end)`` of decoded ``samples`` at ``sample_rate``, cut as ``load_audio`` cuts a file."""
     frames = samples.shape[0]
     first = 0 if start is None else max(0, int(round(start * rate)))
     last = frames if end is None else min(frames, int(round(end * rate)))
     if first >= frames or last <= first:
-        raise AudioDecodeError(source, f"window [{start}, {end}] s holds no samples (audio lasts {frames / rate:.3f} s)")
+        lasts = f"audio lasts {frames / rate:.3f} s"
+        raise AudioDecodeError(source, f"window [{start}, {end}] s holds no samples ({lasts})")
     x = samples[first:last]
     return resample(x, rate, sample_rate) if rate != sample_rate else x.copy()
 
@@ -116,7 +119,7 @@ class WaveformCache:
         entry = self._cached(slot)
         if entry is not None:
             offset, frames, rate = entry
-            return window(self.buffer.numpy()[offset : offset + frames], rate, start, end, sample_rate, path)
+            return _window(self.buffer.numpy()[offset : offset + frames], rate, start, end, sample_rate, path)
         if int(self.state[slot]) == _DISK or self.full:
             return load_audio(path, sample_rate=sample_rate, start=start, end=end)[0]
         try:
@@ -125,7 +128,7 @@ class WaveformCache:
             self.state[slot] = _DISK  # read (and reported) through the normal path from now on
             raise
         self._store(slot, samples, rate)
-        return window(samples, rate, start, end, sample_rate, path)
+        return _window(samples, rate, start, end, sample_rate, path)
 
     def _store(self, slot: int, samples: np.ndarray, rate: int) -> None:
         with self._lock:

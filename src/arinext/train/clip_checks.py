@@ -30,6 +30,10 @@ _log = logging.getLogger(__name__)
 _SHOWN = 3  # examples in a message
 
 
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
 def _share(bad: int, total: int) -> str:
     return f"{bad} of {total} ({100 * bad / max(total, 1):.1f}%)"
 
@@ -79,17 +83,17 @@ def plan_feature_cache(data: DataConfig, bundles: list[Any]) -> int | None:
     estimate = sum(estimate_feature_bytes(ds.records, ds.frontend, cache.dtype) for ds in datasets)
     clips = sum(len(ds) for ds in datasets)
     bound = int(data.feature_cache_gb * 2**30)
-    there = cache.nbytes or 0
+    there = cache.disk_bytes()
     free = shutil.disk_usage(Path(cache.folder)).free
-    room = min(bound - there, free)
-    fits = estimate <= there + room
+    reach = max(there, min(bound, there + free))  # what the folder can hold by the end (files there are kept)
+    fits = estimate <= reach
     line = (
-        f"feature cache {cache.folder}: about {estimate / 2**30:.1f} GiB for {clips} clips ({there / 2**30:.1f} GiB "
-        f"there now), data.feature_cache_gb={data.feature_cache_gb:g}, {free / 2**30:.0f} GiB free on its disk"
+        f"feature cache {cache.folder}: about {_size(estimate)} for {clips} clips ({_size(there)} there now), "
+        f"data.feature_cache_gb={data.feature_cache_gb:g}, {_size(free)} free on its disk"
     )
     if fits:
         _log.info("%s", line)
     else:
-        share = max(0.0, min(1.0, (there + room) / max(estimate, 1)))
+        share = min(1.0, reach / max(estimate, 1))
         _log.warning("%s: about %.0f%% of the clips will be cached, the rest computed every epoch", line, 100 * share)
     return estimate

@@ -284,7 +284,9 @@ def build_loader(
     # drop a last partial training batch: a batch of one breaks BatchNorm
     drop_last = training and len(sampler) > per_rank
     if isinstance(dataset, SyntheticSpectrograms):
-        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last)
+        # its own generator: starting an epoch then draws nothing from the global RNG that a checkpoint restores
+        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
     else:
         from ..data import make_loader
 

@@ -444,7 +444,7 @@ def fit(
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
             summary = _validate(net, cfg, train_loader, val_loader, task, device, amp, progress)
-            check_bad_fraction(summary["bad_clips"], len(val.dataset), "validation", epoch + 1, d)  # type: ignore[arg-type]
+            check_bad_fraction(summary["bad_clips"], len(val.dataset), "validation", epoch + 1, d)  # type: ignore
             row.update({f"val_{k}": v for k, v in summary.items()})
             if summary[cfg.select_metric] > best:
                 best, best_epoch = summary[cfg.select_metric], epoch + 1
