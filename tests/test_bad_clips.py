@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from arinext.cli import main
-from arinext.data import AudioClipDataset, ClipRecord, make_loader
 from arinext.audio import get_preset
 from arinext.audio.io import AudioDecodeError
+from arinext.cli import main
+from arinext.data import AudioClipDataset, ClipRecord, make_loader
 
 from .test_data_fakes import write_audio
+from .test_no_silent_errors import TINY as SMALL_RUN
+from .test_no_silent_errors import sets
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,21 +47,7 @@ ROWS = """\
 145608-6-0-0.wav,145608,2.331561,3.340491,2,2,6,gun_shot
 156893-7-0-0.wav,156893,0.948287,2.203372,2,2,7,jackhammer
 """
-TINY = [
-    "model=audio_rep_inception_next_tiny",
-    "data.folds=[1]",
-    "data.frontend={win_ms: 25.0, hop_ms: 10.0, n_mels: 32, num_frames: 51, clip_seconds: 0.5}",
-    "data.batch_size=5",
-    "data.num_workers=0",
-    "optim.epochs=2",
-    "optim.lr=0.05",
-    "precise_bn_batches=0",
-    "export_pretrained=false",
-]
-
-
-def sets(*overrides: str) -> list[str]:
-    return [a for o in overrides for a in ("--set", o)]
+TINY = [*SMALL_RUN, "data.folds=[1]", "data.batch_size=5", "optim.epochs=2"]  # later values win
 
 
 def urbansound(root: Path, absent: set[str] = frozenset(), corrupt: set[str] = frozenset()) -> Path:
