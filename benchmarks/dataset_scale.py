@@ -10,22 +10,24 @@ tree costs a few MB. ``--annotations DIR`` is a folder holding ``stat.csv`` and 
 
 What is measured, in one process:
 
-1. build: ``get_manifest("vggsound", ...)`` + ``AudioClipDataset`` for the training and the test subset;
-2. index sweep: loader workers read every record of the training set without decoding anything (a cheap
-   pass over all 199k rows), once with the records as arinext stores them (arrays,
+1. build: ``get_manifest("vggsound", ...)`` + ``AudioClipDataset`` for the training and the test subset, and
+   the check the trainer makes before its first epoch that every clip's audio is there (a ``stat`` per file);
+2. index sweep: a forked process (what a loader worker is) reads every record of the training set in a
+   random order without decoding anything, once with the records as arinext stores them (arrays,
    ``arinext.data.storage.RecordTable``) and once as a Python list of ``ClipRecord`` objects (what a
-   manifest was before): the workers' private memory (USS) before and after;
+   manifest was before): its private memory (USS) before and after;
 3. loading: time to the first batch of a fresh loader (persistent workers), then ``--seconds`` of loading
    (decode, crop, log-mel, SpecAugment) with RSS, PSS and USS of the main process and of each worker sampled
-   every ``--sample-every`` seconds, and the fill of the waveform cache when ``--waveform-cache-mb`` is set;
+   every ``--sample-every`` seconds, and the fill of the waveform cache when ``--waveform-cache-mb`` is set
+   (``--stack private`` collates as before: each batch stacked in the worker's own memory, then copied);
 4. the feature cache's size estimate for the training set (``data.cache_dir``), without writing it.
 
 RSS counts every page a process maps, shared ones included (the torch libraries, the parent's heap that
 a forked worker has not written to); PSS splits shared pages between the processes using them; USS is what
 a process alone holds. Memory that grows per worker shows in USS.
 
-    python benchmarks/dataset_scale.py --rows 20000 --seconds 30           # quick
-    python benchmarks/dataset_scale.py --root /tmp/vgg200k --seconds 300   # the figures in BENCHMARKS.md
+    python benchmarks/dataset_scale.py --annotations VGGSound/data --rows 20000 --seconds 30   # quick
+    python benchmarks/dataset_scale.py --annotations VGGSound/data --root /tmp/vgg200k --seconds 300
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing as mp
 import os
 import random
 import shutil
@@ -46,12 +49,14 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+import arinext.data.clips as clip_dataset
 from arinext.audio import get_preset
 from arinext.audio.augment import SpecAugment
 from arinext.data import AudioClipDataset, get_manifest, make_loader
 from arinext.data.cache import estimate_feature_bytes
+from arinext.data.readers import missing_sources
 from arinext.data.waveforms import attach_waveform_cache
 
 FULL_ROWS = 199_176
@@ -182,23 +187,33 @@ def build(root: Path) -> tuple[dict[str, float], AudioClipDataset, AudioClipData
     tic = time.perf_counter()
     test = AudioClipDataset(get_manifest("vggsound", root, "validation"), fe, training=False, views=fe.test_views)
     times["test_total_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    missing = missing_sources(train.records) + missing_sources(test.records)
+    times["audio_check_s"] = time.perf_counter() - tic  # what the trainer does before the first epoch
+    assert not missing, missing[:3]
     times["train_clips"], times["test_clips"] = len(train), len(test)
     times["records_mib"] = (train.records.nbytes + test.records.nbytes) / 2**20
     return times, train, test
 
 
-class _Touch(Dataset):
-    """Reads record ``i`` (path, target, window) and decodes nothing: the storage's cost alone."""
+def _read_every_record(records: Any, conn: Any) -> None:
+    before = memory(os.getpid())["uss"]
+    tic = time.perf_counter()
+    for i in np.random.default_rng(0).permutation(len(records)):  # a sampler's order
+        rec = records[int(i)]
+        _ = (rec.path, rec.target, rec.start)
+    conn.send((before, memory(os.getpid())["uss"], time.perf_counter() - tic))
 
-    def __init__(self, records: Any) -> None:
-        self.records = records
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> int:
-        r = self.records[i]
-        return len(r.path) + (r.start is None)
+def sweep(records: Any) -> dict[str, float]:
+    """USS of a forked process (what a loader worker is) before and after it reads every record (no decoding)."""
+    ctx = mp.get_context("fork")
+    here, there = ctx.Pipe()
+    proc = ctx.Process(target=_read_every_record, args=(records, there))
+    proc.start()
+    before, after, seconds = here.recv()
+    proc.join()
+    return {"uss_before_mib": before, "uss_after_mib": after, "growth_mib": after - before, "seconds": seconds}
 
 
 def _worker_pids(loader: DataLoader) -> list[int]:
@@ -206,29 +221,11 @@ def _worker_pids(loader: DataLoader) -> list[int]:
     return [w.pid for w in it._workers] if it is not None else []  # noqa: SLF001
 
 
-def sweep(records: Any, workers: int) -> dict[str, float]:
-    """Workers' USS after one batch and after reading every record (no decoding), in MiB."""
-    loader = DataLoader(_Touch(records), batch_size=512, shuffle=True, num_workers=workers,
-                        persistent_workers=True, generator=torch.Generator().manual_seed(0))  # fmt: skip
-    batches = iter(loader)
-    next(batches)
-    pids = _worker_pids(loader)
-    before = [memory(p)["uss"] for p in pids]
-    tic = time.perf_counter()
-    for _ in batches:
-        pass
-    seconds = time.perf_counter() - tic
-    after = [memory(p)["uss"] for p in pids]
-    del batches, loader
-    return {
-        "uss_before_mib": float(np.mean(before)), "uss_after_mib": float(np.mean(after)),
-        "growth_mib": float(np.mean(after) - np.mean(before)), "seconds": seconds,
-    }  # fmt: skip
-
-
 def load(ds: AudioClipDataset, args: argparse.Namespace, cache: Any) -> dict[str, Any]:
     loader = make_loader(ds, args.batch_size, shuffle=True, num_workers=args.workers, seed=0, drop_last=True,
                          persistent_workers=True)  # fmt: skip
+    if args.stack == "private":  # the collation of before: batches stacked in the worker's own memory first
+        clip_dataset._stack = torch.stack  # noqa: SLF001  (workers are forked: they inherit the change)
 
     def cache_fill() -> dict[str, Any]:
         return {} if cache is None else {"cache_files": cache.cached_files(), "cache_mib": cache.nbytes / 2**20}
@@ -274,13 +271,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=FULL_ROWS, help="index rows (VGG-Sound: 199176)")
     p.add_argument("--root", type=Path, help="where to build the index (kept and reused); default a temp dir")
-    p.add_argument("--annotations", type=Path, default=Path("../annotations/vggsound"),
-                   help="folder with VGG-Sound's stat.csv and test.csv")  # fmt: skip
+    p.add_argument("--annotations", type=Path, required=True,
+                   help="folder with VGG-Sound's stat.csv and test.csv (the repository's data/ folder)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seconds", type=float, default=60.0, help="how long to load batches")
     p.add_argument("--sample-every", type=float, default=10.0)
     p.add_argument("--waveform-cache-mb", type=float, default=0.0, help="lazy waveform cache bound (0: off)")
+    p.add_argument("--stack", choices=["shared", "private"], default="shared",
+                   help="private: batches stacked in the worker's own memory first, as before (for comparison)")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
@@ -294,10 +293,7 @@ def main() -> None:
     print(f"main process after build: {memory(os.getpid())}")
     result: dict[str, Any] = {"index": info, "build": times}
     if not args.skip_sweep:
-        result["sweep"] = {
-            "table": sweep(train.records, args.workers),
-            "list": sweep(list(train.records), args.workers),
-        }
+        result["sweep"] = {"table": sweep(train.records), "list": sweep(list(train.records))}
         for k, v in result["sweep"].items():
             print(f"index sweep, records as {k}: " + ", ".join(f"{a}={b:.1f}" for a, b in v.items()))
     cache = None
