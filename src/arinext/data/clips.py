@@ -5,7 +5,9 @@
 down-mixes to mono, cuts crops with :mod:`arinext.data.sampling` and computes the log-mel with
 :class:`arinext.audio.frontend.LogMel` in the worker, one clip at a time. Bad clips either raise
 :class:`~arinext.audio.io.AudioDecodeError` or come back as ``{"inputs": None, "error": ...}``
-items, which :func:`collate_clips` moves to the batch's ``"bad"`` list.
+items, which :func:`collate_clips` moves to the batch's ``"bad"`` list. An error of the package raised in a
+loader worker reaches the main process as itself through :class:`ClipLoader` (what :func:`make_loader`
+returns), not as torch's wrapper holding the worker's traceback.
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ class AudioClipDataset(Dataset):
 
     Call :meth:`set_epoch` before each epoch so that training crops and augmentations change. The epoch
     lives in shared memory, so the call also reaches DataLoader workers that persist across epochs.
-    :attr:`waveform_cache` (see :func:`arinext.data.waveforms.attach_waveform_cache`) serves decoded
-    files from memory, with the same samples as decoding them.
+    :attr:`waveform_cache` (see :func:`arinext.data.waveforms.attach_waveform_cache`) keeps each file it
+    has room for in shared memory the first time it is read, and serves it from there, with the same
+    samples as decoding it. The records are kept in arrays (:class:`~arinext.data.storage.RecordTable`), so
+    workers reading them do not copy them.
     """
 
     def __init__(
