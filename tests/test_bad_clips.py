@@ -122,3 +122,32 @@ def test_a_loader_worker_error_reaches_the_main_process_as_the_error_itself(tmp_
     with pytest.raises(AudioDecodeError, match=r"gone.wav: file not found$") as info:
         list(make_loader(ds, 2, shuffle=False, num_workers=1))
     assert info.value.source.endswith("gone.wav") and "\n" not in str(info.value)
+
+
+# Rows of EPIC-Sounds' EPIC_Sounds_validation.csv (github.com/epic-kitchens/epic-sounds-annotations, CC BY-NC 4.0)
+EPIC_ROWS = """\
+annotation_id,participant_id,video_id,start_timestamp,stop_timestamp,start_sample,stop_sample,description,class,class_id
+P01_11_0,P01,P01_11,00:00:02.069,00:00:02.993,49656,71832,clang / clatter,ceramic / wood collision,34
+P01_11_1,P01,P01_11,00:00:03.065,00:00:14.447,73560,346728,paper rustle,rustle,4
+P01_14_1,P01,P01_14,00:00:00.909,00:00:02.564,21816,61536,footstep,footstep,7
+P01_14_2,P01,P01_14,00:00:04.088,00:00:04.623,98112,110952,scrub / scrape / scour / wipe,scrub / scrape / scour / wipe,1
+"""
+
+
+def test_missing_hdf5_videos_are_found_without_decoding(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    import arinext.data.readers as readers
+    from arinext.data import get_manifest
+    from arinext.data.readers import missing_sources
+
+    from .test_data_fakes import make_epic_hdf5
+
+    make_epic_hdf5(tmp_path, {"P01_11": 15.0})  # P01_14 is not in the HDF5 file
+    (tmp_path / "EPIC_Sounds_validation.csv").write_text(EPIC_ROWS)
+    manifest = get_manifest("epic_sounds", tmp_path, "validation")
+    monkeypatch.setattr(readers, "read_clip", None)  # nothing is decoded
+    missing = missing_sources(manifest.records)
+    hdf5 = tmp_path / "EPIC-KITCHENS-100_audio.hdf5"
+    assert missing == [(i, f"{hdf5}[P01_14]: no such dataset in the HDF5 file") for i in (2, 3)]
+    hdf5.unlink()
+    assert [m for _, m in missing_sources(manifest.records)] == [f"{hdf5}: HDF5 file not found"] * 4

@@ -119,8 +119,11 @@ def _missing_hdf5_keys(table: Any, rows: np.ndarray) -> list[tuple[int, str]]:
     for i in rows:
         pid, key = table.path_id(i), table.key(i)
         if pid not in handles:
+            path = table.path(i)
             try:
-                handles[pid] = _hdf5_file(table.path(i))
+                if not os.path.isfile(path):  # checked here too: an open handle outlives a deleted file
+                    raise AudioDecodeError(path, "HDF5 file not found")
+                handles[pid] = _hdf5_file(path)
             except AudioDecodeError as exc:
                 handles[pid] = exc
         handle = handles[pid]
