@@ -96,7 +96,7 @@ def test_bad_clips_are_counted_per_split_and_stop_above_the_threshold(tmp_path, 
     assert [(float(r["val_clips"]), float(r["val_bad_clips"])) for r in log] == [(9.0, 1.0), (9.0, 1.0)]
     assert re.search(r"done: best top1 = [0-9.]+ on 9 of 10 validation clips, 1 bad", err), err
     # one warning per epoch and split with the count and examples, not one per clip
-    assert len(re.findall(r"epoch \d: 2 bad training clips skipped", err)) == 2
+    assert len(re.findall(r"epoch \d, training: 2 bad clips skipped: ", err)) == 2
     assert len(re.findall(r"validation: 1 bad clip skipped: .*101415-3-0-2.wav: file not found", err)) == 2
     assert "1 of 10 (10.0%) training clips have no audio" in err and err.count("skipped clip") == 0
 

@@ -184,7 +184,7 @@ class TrainConfig:
         select_metric: validation metric that picks ``best.pt`` (higher is better).
         export_pretrained: write the best model with ``arinext.save_pretrained`` at the end.
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
-        checkpoint_minutes: also write ``last.pt`` inside an epoch after this many minutes of it (0: off);
+        checkpoint_minutes: also write ``last.pt`` inside an epoch, every this many minutes of it (0: off);
             ``--resume`` continues from that step, with the batches an uninterrupted run would see.
         checkpoint_steps: also write ``last.pt`` inside an epoch every this many steps (0: off).
         log_every_seconds: without a progress bar (stderr is not a terminal), log a line with the step,

@@ -221,10 +221,11 @@ def train_one_epoch(
             if on_step is not None:
                 on_step(dict(done))
     if bad.count:
-        _log.warning("epoch %d: %s", epoch + 1, bad.summary().replace("clips skipped", "training clips skipped"))
+        _log.warning("epoch %d, training: %s", epoch + 1, bad.summary())
     elapsed = time.perf_counter() - start
-    loss_sum, correct, n, bad_n = all_reduce_sum([done["loss_sum"], done["correct"], done["n"], done["bad"]], device)
-    clips_here = all_reduce_sum([n_here], device)[0]
+    loss_sum, correct, n, bad_n, clips_here = all_reduce_sum(
+        [done["loss_sum"], done["correct"], done["n"], done["bad"], n_here], device
+    )
     return {
         "loss": loss_sum / max(n, 1),
         "acc": correct / max(n, 1),

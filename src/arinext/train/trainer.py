@@ -47,8 +47,8 @@ from ..data.waveforms import attach_waveform_cache
 from ..layers.reparam import unwrap_model
 from ..models import create_model
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
-from .config import DataConfig, TrainConfig, default_num_workers
 from .clip_checks import check_bad_fraction, check_sources, plan_feature_cache
+from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable
 from .distributed import DistInfo, all_gather_list, all_reduce_sum, barrier, init_distributed
 from .engine import bf16_supported, freeze_batchnorm, param_groups, precise_bn, predict, train_one_epoch
