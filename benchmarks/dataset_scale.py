@@ -197,10 +197,11 @@ def build(root: Path) -> tuple[dict[str, float], AudioClipDataset, AudioClipData
 
 
 def _read_every_record(records: Any, conn: Any) -> None:
+    order = np.random.default_rng(0).permutation(len(records)).tolist()  # a sampler's order, made first
     before = memory(os.getpid())["uss"]
     tic = time.perf_counter()
-    for i in np.random.default_rng(0).permutation(len(records)):  # a sampler's order
-        rec = records[int(i)]
+    for i in order:
+        rec = records[i]
         _ = (rec.path, rec.target, rec.start)
     conn.send((before, memory(os.getpid())["uss"], time.perf_counter() - tic))
 
