@@ -53,8 +53,7 @@ def test_vggsound_recipe_is_the_papers_schedule():
 def test_finetune_recipes(name):
     cfg = load_config(name)
     o = cfg.optim
-    frozen = None if name == "folder" else True  # the folder recipe freezes BN only when fine-tuning
-    assert (o.lr, o.epochs, o.lr_steps, o.lr_factors, o.freeze_bn) == (0.001, 30, [20, 25], [0.1, 0.01], frozen)
+    assert (o.lr, o.epochs, o.lr_steps, o.lr_factors, o.freeze_bn) == (0.001, 30, [20, 25], [0.1, 0.01], None)
     raw = yaml.safe_load((resources.files("arinext") / "configs" / f"{name}.yaml").read_text())
     assert "init_from" in raw  # fine-tuning recipes say where the VGG-Sound weights go
 

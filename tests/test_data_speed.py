@@ -52,10 +52,12 @@ def test_waveform_cache_gives_the_decoded_samples(tmp_path, training):
     plain = AudioClipDataset(recs, FE, **kwargs)
     cached = AudioClipDataset(recs, FE, **kwargs)
     cache = attach_waveform_cache([cached], enabled=True)
-    assert cache is not None and len(cache) == 4 and cached.waveform_cache is cache
+    assert cache is not None and cached.waveform_cache is cache
+    assert cache.cached_files() == 0, "nothing is decoded before the clips are read"
     for a, b in zip(_items(plain), _items(cached)):
         for x, y in zip(a, b):
             assert torch.equal(x, y)
+    assert cache.cached_files() == 4  # filled by the first reads
     # the cache is really read (not the file): overwrite what it holds and the features change
     cache.buffer.zero_()
     assert not torch.equal(cached[0]["inputs"], plain[0]["inputs"])
@@ -66,17 +68,33 @@ def test_waveform_cache_read_matches_load_audio_and_errors(tmp_path):
 
     path = _noisy(tmp_path / "s.wav", 1.0, 44100, 2, 5)
     samples, rate = load_audio(path)
-    cache = WaveformCache({path: (samples, rate)})
+    cache = WaveformCache(1, samples.nbytes)
     for start, end, sr in ((0.1, 0.6, 16000), (None, None, 44100), (0.25, 2.0, 22050)):
-        assert np.array_equal(cache.read(path, start, end, sr), load_audio(path, sr, start, end)[0])
+        assert np.array_equal(cache.read(0, path, start, end, sr), load_audio(path, sr, start, end)[0])
+    assert cache.cached_files() == 1 and cache.nbytes == samples.nbytes
     with pytest.raises(AudioDecodeError, match="holds no samples"):
-        cache.read(path, 1.5, 2.0, 16000)
-    out = cache.read(path, None, None, 44100)
+        cache.read(0, path, 1.5, 2.0, 16000)
+    out = cache.read(0, path, None, None, 44100)
     out[:] = 0  # callers may modify their crop: the cache must not change
-    assert np.array_equal(cache.read(path, None, None, 44100), samples)
+    assert np.array_equal(cache.read(0, path, None, None, 44100), samples)
 
 
-def test_waveform_cache_size_limit_and_automatic_mode(tmp_path, caplog):
+def test_waveform_cache_is_filled_lazily_not_before_training(tmp_path, monkeypatch):
+    """Issue: data.cache_waveforms=true decoded every file before the first step (98k files in 146 s)."""
+    import arinext.data.waveforms as waveforms
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a file while attaching the cache")
+
+    recs = _records(tmp_path)
+    ds = AudioClipDataset(recs, FE, training=False)
+    monkeypatch.setattr(waveforms, "load_audio", no_decoding)
+    cache = attach_waveform_cache([ds], enabled=True, limit_mb=64)
+    assert cache is not None and cache.cached_files() == 0 and cache.nbytes == 0
+    assert cache.capacity < 64 * 2**20, "the buffer is sized to the dataset's estimated decoded size"
+
+
+def test_waveform_cache_size_limit_and_automatic_mode(tmp_path):
     recs = _records(tmp_path)
     paths = [r.path for r in recs]
     est = estimate_decoded_bytes(paths)
@@ -85,17 +103,39 @@ def test_waveform_cache_size_limit_and_automatic_mode(tmp_path, caplog):
     assert attach_waveform_cache([ds], enabled=None, limit_mb=est / 2**20 / 10) is None  # does not fit: off
     assert ds.waveform_cache is None
     assert attach_waveform_cache([ds], enabled=False) is None
-    small = attach_waveform_cache([ds], enabled=True, limit_mb=0.7 * 16000 * 4 * 1.01 / 2**20)
-    assert small is not None and len(small) == 1 and small.nbytes <= 0.7 * 16000 * 4 * 1.01  # the rest from disk
+    bound = 0.7 * 16000 * 4 * 1.01
+    small = attach_waveform_cache([ds], enabled=True, limit_mb=bound / 2**20)
     plain = AudioClipDataset(recs, FE, training=False)
     for i in range(len(recs)):
         assert torch.equal(ds[i]["inputs"], plain[i]["inputs"])
+    assert small is not None and small.cached_files() == 1 and small.nbytes <= bound  # the rest from disk
+    assert small.full
+
+
+def test_waveform_cache_is_shared_by_workers_and_bounded(tmp_path):
+    """Loader workers fill one cache: the main process sees what they stored, the bound holds for all of them,
+    and an unreadable file stays out of it and is reported as without the cache."""
+    recs = _records(tmp_path) * 3
+    (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEjunk")
+    recs.append(ClipRecord(str(tmp_path / "bad.wav"), 0))
+    ds = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
+    bound = (0.7 + 1.5) * 16000 * 4 + 0.9 * 22050 * 4 + 100  # room for three of the four good files
+    cache = attach_waveform_cache([ds], enabled=True, limit_mb=bound / 2**20)
+    loader = make_loader(ds, 2, shuffle=False, num_workers=2, persistent_workers=True)
+    for _ in range(2):
+        batches = list(loader)
+    assert cache is not None and cache.nbytes <= cache.capacity <= bound
+    assert 1 <= cache.cached_files() <= 3, "filled by the workers, seen here"
+    plain = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
+    got = torch.cat([b["inputs"] for b in batches if b["inputs"] is not None])
+    assert torch.equal(got, torch.stack([plain[i]["inputs"] for i in range(len(recs) - 1)]))
+    assert batches[-1]["bad"] == [plain[len(recs) - 1]["error"]]
 
 
 def test_persistent_workers_see_every_epoch(tmp_path):
     recs = _records(tmp_path) * 2
     ds = AudioClipDataset(recs, FE, training=True, spec_augment=SpecAugment())
-    attach_waveform_cache([ds], enabled=True, num_workers=2)  # few files: decoded in this process
+    attach_waveform_cache([ds], enabled=True)
     loader = make_loader(ds, 2, shuffle=False, num_workers=2, persistent_workers=True)
     assert loader.persistent_workers
     seen = []
@@ -159,17 +199,31 @@ def test_data_config_waveform_keys():
         load_config({"data": {"waveform_cache_mb": -1}})
 
 
-def test_waveform_cache_decodes_in_workers(tmp_path, monkeypatch):
-    import arinext.data.waveforms as waveforms
+def test_feature_cache_is_bounded_and_its_size_estimated_before_filling(tmp_path, caplog):
+    """Issue: the feature cache had no bound and no estimate (about 100 GB for VGG-Sound)."""
+    from types import SimpleNamespace
 
-    monkeypatch.setattr(waveforms, "_PARALLEL_FROM", 2)
+    from arinext.data.cache import estimate_feature_bytes
+    from arinext.train.clip_checks import plan_feature_cache
+    from arinext.train.config import DataConfig
+
     recs = _records(tmp_path)
-    (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEjunk")
-    recs.append(ClipRecord(str(tmp_path / "bad.wav"), 0))
-    ds = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
-    cache = attach_waveform_cache([ds], enabled=True, num_workers=2)
-    assert cache is not None and len(cache) == 4 and str(tmp_path / "bad.wav") not in cache
-    plain = AudioClipDataset(recs, FE, training=False, on_bad_clip="skip")
-    for i in range(4):
-        assert torch.equal(ds[i]["inputs"], plain[i]["inputs"])
-    assert ds[4]["inputs"] is None and "bad.wav" in plain[4]["error"] and ds[4]["error"] == plain[4]["error"]
+    full = AudioClipDataset(recs, FE, training=False, cache_dir=tmp_path / "all")
+    estimate = estimate_feature_bytes(full.records, FE)
+    assert not list((tmp_path / "all").rglob("*.npy")), "estimated without writing"
+    full.fill_cache()
+    written = sum(p.stat().st_size for p in (tmp_path / "all").rglob("*.npy"))
+    assert 0.9 * written < estimate < 1.1 * written
+    bound = written // 2
+    half = AudioClipDataset(recs, FE, training=False, cache_dir=tmp_path / "half", cache_max_bytes=bound)
+    for i in range(len(recs)):  # beyond the bound the features are computed, the same as cached ones
+        assert torch.equal(half[i]["inputs"], full[i]["inputs"])
+    kept = sum(p.stat().st_size for p in (tmp_path / "half").rglob("*.npy"))
+    assert 0 < kept <= bound and half.cache.full and half.cache.nbytes <= bound
+    with caplog.at_level("INFO", logger="arinext"):
+        plan_feature_cache(DataConfig(feature_cache_gb=bound / 2**30), [SimpleNamespace(dataset=full)])
+        assert "WARNING" not in caplog.text and " for 4 clips" in caplog.text  # all of it is there
+        caplog.clear()
+        plan_feature_cache(DataConfig(feature_cache_gb=bound / 2**30), [SimpleNamespace(dataset=half)])
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "% of the clips will be cached, the rest computed every epoch" in warning[0]

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.recipe, args.overrides)
     result = fit_folds(cfg, args.out, resume=args.resume, progress=progress_setting(args))
+    clips, bad = result.val_clips, result.val_bad_clips
     logging.getLogger("arinext").info(
-        "done: best %s = %.4f; run directory %s", cfg.select_metric, result.best, args.out
-    )
+        "done: best %s = %.4f on %d of %d validation clips, %d bad; run directory %s",
+        cfg.select_metric, result.best, clips, clips + bad, bad, args.out,
+    )  # fmt: skip
     return 0

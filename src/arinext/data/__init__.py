@@ -10,7 +10,7 @@ Example:
 
 from .batch_features import BatchFeatures, FeatureLoader
 from .cache import FeatureCache
-from .clips import AudioClipDataset, BadClipReport, clip_features, collate_clips, make_loader
+from .clips import AudioClipDataset, BadClipReport, ClipLoader, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
 from .records import SUBSETS, ClipRecord, DatasetNotFoundError, Manifest, build_manifest
 from .registry import dataset_preset, get_manifest, list_datasets
@@ -25,6 +25,7 @@ __all__ = [
     "AudioClipDataset",
     "BadClipReport",
     "BatchFeatures",
+    "ClipLoader",
     "ClipRecord",
     "DatasetNotFoundError",
     "FeatureCache",

@@ -5,31 +5,35 @@
 down-mixes to mono, cuts crops with :mod:`arinext.data.sampling` and computes the log-mel with
 :class:`arinext.audio.frontend.LogMel` in the worker, one clip at a time. Bad clips either raise
 :class:`~arinext.audio.io.AudioDecodeError` or come back as ``{"inputs": None, "error": ...}``
-items, which :func:`collate_clips` moves to the batch's ``"bad"`` list.
+items, which :func:`collate_clips` moves to the batch's ``"bad"`` list. An error of the package raised in a
+loader worker reaches the main process as itself through :class:`ClipLoader` (what :func:`make_loader`
+returns), not as torch's wrapper holding the worker's traceback.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import AudioDecodeError
+from ..utils.errors import ArinextError
 from ..utils.progress import progress_bar
 from .cache import FeatureCache
 from .readers import clip_duration, read_clip
 from .waveforms import WaveformCache
 from .records import ClipRecord, Manifest, PadMode
 from .sampling import crop_length, fit_frames, frame_crop, pad_waveform_edge, plan_crops
+from .storage import RecordTable
 
-__all__ = ["AudioClipDataset", "BadClipReport", "clip_features", "collate_clips", "make_loader"]
+__all__ = ["AudioClipDataset", "BadClipReport", "ClipLoader", "clip_features", "collate_clips", "make_loader"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,8 @@ class AudioClipDataset(Dataset):
         num_classes: classes for multi-hot targets when given plain records.
         pad_mode: ``"frames"`` or ``"waveform"``; default the manifest's (``"frames"`` for records).
         cache_dtype: ``"float32"`` or ``"float16"`` storage in the cache.
+        cache_max_bytes: bound of the feature cache folder (:class:`~arinext.data.cache.FeatureCache`);
+            beyond it clips are computed, not cached. ``None``: no bound.
 
     ``dataset[i]`` is ``{"inputs": (1, T, F) | (views, 1, T, F), "target": ..., "index": i}`` or,
     for a skipped bad clip, ``{"inputs": None, "error": "<source>: <problem>", "index": i}``.
@@ -81,8 +87,10 @@ class AudioClipDataset(Dataset):
 
     Call :meth:`set_epoch` before each epoch so that training crops and augmentations change. The epoch
     lives in shared memory, so the call also reaches DataLoader workers that persist across epochs.
-    :attr:`waveform_cache` (see :func:`arinext.data.waveforms.attach_waveform_cache`) serves decoded
-    files from memory, with the same samples as decoding them.
+    :attr:`waveform_cache` (see :func:`arinext.data.waveforms.attach_waveform_cache`) keeps each file it
+    has room for in shared memory the first time it is read, and serves it from there, with the same
+    samples as decoding it. The records are kept in arrays (:class:`~arinext.data.storage.RecordTable`), so
+    workers reading them do not copy them.
     """
 
     def __init__(
@@ -100,11 +108,13 @@ class AudioClipDataset(Dataset):
         num_classes: int | None = None,
         pad_mode: PadMode | None = None,
         cache_dtype: str = "float32",
+        cache_max_bytes: int | None = None,
     ) -> None:
         manifest = manifest_or_records if isinstance(manifest_or_records, Manifest) else None
-        self.records: list[ClipRecord] = list(manifest.records if manifest else manifest_or_records)
+        # arrays, not a list of objects: workers read them without copying (arinext.data.storage)
+        self.records = RecordTable.from_records(manifest.records if manifest else manifest_or_records)
         self.multi_label = bool(manifest and manifest.multi_label) or bool(
-            self.records and isinstance(self.records[0].target, tuple)
+            len(self.records) and isinstance(self.records.target(0), tuple)
         )
         if self.multi_label and num_classes is None:
             if manifest is None or not isinstance(manifest.num_classes, int):
@@ -130,8 +140,11 @@ class AudioClipDataset(Dataset):
             raise ValueError("features='device' needs a spec_augment with draw() and apply(), like SpecAugment")
         self.spec_augment, self.features, self.waveform_transform = spec_augment, features, waveform_transform
         self.logmel = LogMel(frontend)
-        self.cache = FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype) if cache_dir is not None else None
+        self.cache = None
+        if cache_dir is not None:
+            self.cache = FeatureCache(cache_dir, frontend, self.pad_mode, cache_dtype, cache_max_bytes)
         self.waveform_cache: WaveformCache | None = None
+        self.waveform_slots: np.ndarray | None = None  # cache slot of each distinct path (-1: not cached)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
@@ -158,12 +171,16 @@ class AudioClipDataset(Dataset):
         rec = self.records[index]
         extra: dict[str, torch.Tensor] = {}
         try:
-            inputs = self._inputs(rec, self._generator(index), extra)
-        except AudioDecodeError as exc:
-            if self.on_bad_clip == "error":
+            inputs = self._inputs(rec, self._generator(index), extra, self._slot(index))
+        except ArinextError as exc:
+            if isinstance(exc, AudioDecodeError) and self.on_bad_clip == "skip":
+                log.debug("skipping bad clip %s", exc)
+                return {"inputs": None, "error": str(exc), "index": index}
+            if get_worker_info() is None:
                 raise
-            log.debug("skipping bad clip %s", exc)
-            return {"inputs": None, "error": str(exc), "index": index}
+            # a loader worker: torch would hand the error over as a RuntimeError holding the worker's traceback;
+            # the item carries it to the main process instead, where ClipLoader raises it as it was
+            return {"inputs": None, "error": str(exc), "index": index, "fatal": _carry(exc)}
         return {"inputs": inputs, "target": self._target(rec), "index": index, **extra}
 
     def _target(self, rec: ClipRecord) -> int | torch.Tensor | dict[str, int]:
@@ -173,10 +190,17 @@ class AudioClipDataset(Dataset):
             return hot
         return rec.target
 
-    def _segment(self, rec: ClipRecord) -> tuple[float, float, int]:
+    def _slot(self, index: int) -> int:
+        """The waveform-cache slot of record ``index``'s file, ``-1`` when it is not cached."""
+        if self.waveform_cache is None or self.waveform_slots is None:
+            return -1
+        return int(self.waveform_slots[self.records.path_id(index)])
+
+    def _segment(self, rec: ClipRecord, slot: int = -1) -> tuple[float, float, int]:
         """``(start, end)`` seconds of the record inside its file, and its length in samples."""
-        cached = self.waveform_cache is not None and rec.key is None and rec.path in self.waveform_cache
-        duration = self.waveform_cache.duration(rec.path) if cached else clip_duration(rec)  # type: ignore[union-attr]
+        duration = self.waveform_cache.duration(slot) if slot >= 0 else None  # type: ignore[union-attr]
+        if duration is None:
+            duration = clip_duration(rec)
         if duration <= 0:
             raise AudioDecodeError(rec.source, "zero-length audio")
         start = rec.start or 0.0
@@ -188,16 +212,19 @@ class AudioClipDataset(Dataset):
             )
         return start, end, samples
 
-    def _inputs(self, rec: ClipRecord, g: torch.Generator, extra: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _inputs(
+        self, rec: ClipRecord, g: torch.Generator, extra: dict[str, torch.Tensor], slot: int = -1
+    ) -> torch.Tensor:
         fe = self.frontend
-        start, end, samples = self._segment(rec)
+        start, end, samples = self._segment(rec, slot)
         crops = plan_crops(samples, fe.clip_samples, self.training, self.views, g)
         if self.cache is not None:
-            full = torch.from_numpy(np.array(self.cache.load(rec, lambda: self._segment_features(rec, start, end))))
+            segment = self.cache.load(rec, lambda: self._segment_features(rec, start, end, slot))
+            full = torch.from_numpy(np.array(segment))
             views = [frame_crop(full, off, fe.hop_length, fe.num_frames)[None].float() for off, _ in crops]
         else:
             lo, hi = min(o for o, _ in crops), max(o + n for o, n in crops)
-            x = self._read(rec, start + lo / fe.sample_rate, start + hi / fe.sample_rate)
+            x = self._read(rec, start + lo / fe.sample_rate, start + hi / fe.sample_rate, slot)
             views = [self._crop_inputs(x[o - lo : o - lo + n], rec, g) for o, n in crops]
         if self.features == "device":
             out = self._device_inputs(views, rec, g, extra)
@@ -239,14 +266,13 @@ class AudioClipDataset(Dataset):
             extra["spec_augment"] = draws if self.views > 1 else draws[0]
         return out
 
-    def _read(self, rec: ClipRecord, start: float, end: float) -> np.ndarray:
-        cache = self.waveform_cache
-        if cache is not None and rec.key is None and rec.path in cache:
-            return cache.read(rec.path, start, end, self.frontend.sample_rate)
+    def _read(self, rec: ClipRecord, start: float, end: float, slot: int = -1) -> np.ndarray:
+        if slot >= 0 and self.waveform_cache is not None:
+            return self.waveform_cache.read(slot, rec.path, start, end, self.frontend.sample_rate)
         return read_clip(rec, start, end, self.frontend.sample_rate)
 
-    def _segment_features(self, rec: ClipRecord, start: float, end: float) -> np.ndarray:
-        x = self._read(rec, start, end)
+    def _segment_features(self, rec: ClipRecord, start: float, end: float, slot: int = -1) -> np.ndarray:
+        x = self._read(rec, start, end, slot)
         if self.pad_mode == "waveform":
             x = pad_waveform_edge(x, crop_length(self.frontend.clip_samples))
         return clip_features(torch.from_numpy(np.ascontiguousarray(x)), self.logmel, rec.source)[0].numpy()
@@ -274,11 +300,11 @@ class _CacheFiller(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> str | None:
-        ds, rec = self.dataset, self.dataset.records[index]
+        ds, rec, slot = self.dataset, self.dataset.records[index], self.dataset._slot(index)
         assert ds.cache is not None
         try:
-            start, end, _ = ds._segment(rec)
-            ds.cache.load(rec, lambda: ds._segment_features(rec, start, end))
+            start, end, _ = ds._segment(rec, slot)
+            ds.cache.load(rec, lambda: ds._segment_features(rec, start, end, slot))
         except AudioDecodeError as exc:
             return str(exc)
         return None
@@ -293,13 +319,16 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     good = [it for it in items if it.get("inputs") is not None]
     batch: dict[str, Any] = {
-        "bad": [it["error"] for it in items if it.get("inputs") is None],
+        "bad": [it["error"] for it in items if it.get("inputs") is None and "fatal" not in it],
         "index": torch.tensor([it["index"] for it in good], dtype=torch.long),
     }
+    fatal = [it["fatal"] for it in items if "fatal" in it]
+    if fatal:
+        batch["fatal"] = fatal[0]
     if not good:
         batch.update(inputs=None, target=None)
         return batch
-    batch["inputs"] = torch.stack([it["inputs"] for it in good])
+    batch["inputs"] = _stack([it["inputs"] for it in good])
     for key in ("frames", "spec_augment"):  # features="device"
         if key in good[0]:
             batch[key] = torch.stack([it[key] for it in good])
@@ -311,6 +340,47 @@ def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     else:
         batch["target"] = torch.tensor(targets, dtype=torch.long)
     return batch
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``; in a loader worker, straight into shared memory. The batch crosses to the main process
+    through shared memory anyway, and a stack in private memory first would be copied there and freed: with
+    8 MiB batches glibc keeps such freed blocks, and each worker's memory grew by ~300 MiB over its first
+    minute (BENCHMARKS.md, "A VGG-Sound-sized dataset")."""
+    if get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = torch.UntypedStorage._new_shared(len(tensors) * first.numel() * first.element_size())  # noqa: SLF001
+    out = torch.empty(0, dtype=first.dtype).set_(storage, 0, (len(tensors), *first.shape))
+    return torch.stack(tensors, out=out)
+
+
+def _carry(exc: ArinextError) -> tuple[type[ArinextError], str, tuple[Any, ...]]:
+    """What the main process needs to raise ``exc`` again: its class, message and constructor arguments."""
+    if isinstance(exc, AudioDecodeError):
+        return type(exc), str(exc), (exc.source, exc.problem)
+    return type(exc), str(exc), tuple(exc.args)
+
+
+def _raise_carried(carried: tuple[type[ArinextError], str, tuple[Any, ...]]) -> None:
+    cls, message, args = carried
+    try:
+        exc = cls(*args)
+    except Exception:  # noqa: BLE001  (a class that cannot be built again: keep its message)
+        exc = ArinextError(message)
+    raise exc
+
+
+class ClipLoader(DataLoader):
+    """A ``DataLoader`` that raises an error of the package met in a worker (an unreadable clip with
+    ``on_bad_clip="error"``, a missing extra) in the main process as the error itself, one line naming the
+    clip, instead of torch's wrapper holding the worker's traceback."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        for batch in super().__iter__():
+            if isinstance(batch, dict) and "fatal" in batch:
+                _raise_carried(batch["fatal"])
+            yield batch
 
 
 def _worker_init(worker_id: int) -> None:
@@ -333,7 +403,7 @@ def make_loader(
     Each worker prepares up to 4 batches ahead. With ``persistent_workers`` the workers start once and
     serve every epoch (no start-up gap at each epoch); :meth:`AudioClipDataset.set_epoch` still reaches them.
     """
-    return DataLoader(
+    return ClipLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,

@@ -97,7 +97,8 @@ class Manifest:
     """The clips of one subset and the label space they index into.
 
     Args:
-        records: the clips.
+        records: the clips (any sequence of :class:`ClipRecord`; stored as a read-only
+            :class:`~arinext.data.storage.RecordTable`, which indexes, slices and iterates like a list).
         labels: class names (index = class id), or ``{"verb": [...], "noun": [...]}`` for multi-head.
         multi_label: targets are tuples of class indices (multi-hot at collation).
         source: the manifest file or root the records came from (for messages).
@@ -108,12 +109,21 @@ class Manifest:
             it can be predicted, not trained on or scored.
     """
 
-    records: list[ClipRecord]
+    records: Sequence[ClipRecord]
     labels: list[str] | dict[str, list[str]]
     multi_label: bool = False
     source: str = ""
     pad_mode: PadMode = "frames"
     labelled: bool = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # records live in arrays (a RecordTable), not in one Python object per clip, so that data-loader
+        # workers of a 200k-clip dataset share the manifest's memory instead of copying it as they read it
+        if name == "records":
+            from .storage import RecordTable
+
+            value = RecordTable.from_records(value)  # type: ignore[arg-type]
+        super().__setattr__(name, value)
 
     @property
     def num_classes(self) -> int | dict[str, int]:

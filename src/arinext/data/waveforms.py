@@ -1,112 +1,156 @@
-"""Decoded-waveform cache: a dataset that fits in memory is decoded once, not once per epoch.
+"""Decoded-waveform cache: files decoded once, then read from memory, filled as the clips are first read.
 
-:class:`WaveformCache` holds the whole decoded audio of each file (mono float32 at the file's own rate) in
-one buffer. Reading a clip from it does what :func:`arinext.audio.io.load_audio` does with the file (the
-same sample arithmetic for ``start``/``end``, the same down-mix, the same resampling of the same samples),
-so the cached data are exactly the decoded data (tested). The buffer lives in shared memory: DataLoader
-workers read it without copies, also when they are spawned rather than forked.
+:class:`WaveformCache` holds whole files, decoded to mono float32 at the file's own rate, in one buffer of
+at most ``capacity`` bytes in shared memory. Nothing is decoded up front: the first time any process (the
+main one or a DataLoader worker) reads a clip of a file, it decodes the whole file, stores it if it still
+fits, and cuts the clip from it; later reads of that file, by any process, come from the buffer. Once the
+buffer is full, files not in it are read from disk as before (only the clip's window is decoded). Reading a
+clip from the cache does what :func:`arinext.audio.io.load_audio` does with the file (the same sample
+arithmetic for ``start``/``end``, the same down-mix, the same resampling of the same samples), so cached data
+are exactly the decoded data (tested).
 
-:func:`attach_waveform_cache` decodes the files of one or more :class:`~arinext.data.AudioClipDataset`
-(in parallel with DataLoader workers) and hands every dataset the cache. It caches when asked to, or,
-with ``enabled=None``, when an estimate of the decoded size (from the headers of a sample of files) fits
-the size limit; files beyond the limit, HDF5 records and files that fail to decode are read from disk as
-before.
+The buffer, the table of which file sits where, and a lock live in shared memory, so every worker of a
+loader (forked or spawned, persistent or not) fills and reads one cache: the bound holds for the training
+process and its workers together (each process of a multi-process run has its own cache). The buffer is
+sized to the smaller of the bound and the dataset's estimated decoded size (from the headers of a sample of
+files) and is taken when the cache is created.
+
+:func:`attach_waveform_cache` creates the cache for one or more :class:`~arinext.data.AudioClipDataset`\\ s
+(e.g. the training and validation subsets) and hands it to each.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import multiprocessing
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from ..audio.io import AudioDecodeError, audio_info, load_audio, resample
-from ..utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from .clips import AudioClipDataset
-    from .records import ClipRecord
 
 __all__ = ["WaveformCache", "attach_waveform_cache", "estimate_decoded_bytes"]
 
 log = logging.getLogger(__name__)
 
 _SAMPLE_FILES = 32  # headers read to estimate the decoded size of a dataset
-_PARALLEL_FROM = 200  # files from which decoding runs in worker processes
+_SHM = "/dev/shm"  # where torch's shared memory lives on Linux
+_NEW, _FILLING, _CACHED, _DISK = 0, 1, 2, 3  # state of a file in the cache
+
+
+def _shared_floats(count: int) -> torch.Tensor:
+    storage = torch.UntypedStorage._new_shared(count * 4)  # noqa: SLF001  (no copy of a private buffer)
+    return torch.empty(0, dtype=torch.float32).set_(storage, 0, (count,))
+
+
+def _window(
+    samples: np.ndarray, rate: int, start: float | None, end: float | None, sample_rate: int, source: str
+) -> np.ndarray:
+    """Seconds ``[start, end)`` of decoded ``samples`` at ``sample_rate``, cut as ``load_audio`` cuts a file."""
+    frames = samples.shape[0]
+    first = 0 if start is None else max(0, int(round(start * rate)))
+    last = frames if end is None else min(frames, int(round(end * rate)))
+    if first >= frames or last <= first:
+        lasts = f"audio lasts {frames / rate:.3f} s"
+        raise AudioDecodeError(source, f"window [{start}, {end}] s holds no samples ({lasts})")
+    x = samples[first:last]
+    return resample(x, rate, sample_rate) if rate != sample_rate else x.copy()
 
 
 class WaveformCache:
-    """Whole files, decoded to mono float32 at their own rate, in one shared-memory buffer.
+    """Whole files, decoded to mono float32 at their own rate, in one shared buffer filled on first read.
 
     Args:
-        arrays: ``{path: (samples, rate)}``, the output of ``load_audio(path, sample_rate=None)``.
+        files: how many distinct files the cache may be asked about (slots ``0 .. files - 1``).
+        capacity: most bytes of decoded audio to hold (rounded down to whole samples).
+
+    Slots, not paths, name the files: a dataset maps each of its paths to a slot once
+    (:func:`attach_waveform_cache`), so no per-file Python object is looked up while loading.
     """
 
-    def __init__(self, arrays: dict[str, tuple[np.ndarray, int]]) -> None:
-        total = sum(a.size for a, _ in arrays.values())
-        self.buffer = torch.empty(total, dtype=torch.float32).share_memory_()
-        flat = self.buffer.numpy()
-        self.index: dict[str, tuple[int, int, int]] = {}  # path -> (offset, frames, rate)
-        offset = 0
-        for path, (samples, rate) in arrays.items():
-            flat[offset : offset + samples.size] = samples
-            self.index[path] = (offset, samples.size, int(rate))
-            offset += samples.size
+    def __init__(self, files: int, capacity: int) -> None:
+        self.capacity = max(0, int(capacity)) // 4 * 4
+        self.buffer = _shared_floats(self.capacity // 4)
+        self.offset = torch.zeros(files, dtype=torch.int64).share_memory_()
+        self.frames = torch.zeros(files, dtype=torch.int64).share_memory_()
+        self.rate = torch.zeros(files, dtype=torch.int64).share_memory_()
+        self.state = torch.zeros(files, dtype=torch.uint8).share_memory_()
+        self._used = torch.zeros(2, dtype=torch.int64).share_memory_()  # samples stored, "full" flag
+        self._lock = multiprocessing.Lock()
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.cached_files()
 
-    def __contains__(self, path: object) -> bool:
-        return path in self.index
+    def cached_files(self) -> int:
+        """Files held in the buffer now."""
+        return int((self.state == _CACHED).sum())
 
     @property
     def nbytes(self) -> int:
-        return self.buffer.numel() * 4
+        """Bytes of decoded audio stored so far (at most :attr:`capacity`)."""
+        return int(self._used[0]) * 4
 
-    def duration(self, path: str) -> float:
-        """Length in seconds of a cached file."""
-        _, frames, rate = self.index[path]
-        return frames / rate
+    @property
+    def full(self) -> bool:
+        """A file did not fit: files read from now on stay on disk."""
+        return bool(self._used[1])
 
-    def read(self, path: str, start: float | None, end: float | None, sample_rate: int) -> np.ndarray:
-        """Seconds ``[start, end)`` of a cached file at ``sample_rate``: what ``load_audio(path, sample_rate,
-        start, end)`` returns, as a new array."""
-        offset, frames, rate = self.index[path]
-        first = 0 if start is None else max(0, int(round(start * rate)))
-        last = frames if end is None else min(frames, int(round(end * rate)))
-        if first >= frames or last <= first:
-            raise AudioDecodeError(
-                path, f"window [{start}, {end}] s holds no samples (audio lasts {frames / rate:.3f} s)"
-            )
-        x = self.buffer.numpy()[offset + first : offset + last]
-        return resample(x, rate, sample_rate) if rate != sample_rate else x.copy()
+    def _cached(self, slot: int) -> tuple[int, int, int] | None:
+        with self._lock:  # the state is read under the lock: the samples it announces are written
+            if int(self.state[slot]) != _CACHED:
+                return None
+            return int(self.offset[slot]), int(self.frames[slot]), int(self.rate[slot])
 
+    def duration(self, slot: int) -> float | None:
+        """Length in seconds of a cached file, ``None`` when it is not (yet) in the cache."""
+        entry = self._cached(slot)
+        return None if entry is None else entry[1] / entry[2]
 
-class _Decoder(Dataset):
-    """Path -> ``(path, samples, rate)``, or ``(path, None, 0)`` for a file the normal path must read."""
-
-    def __init__(self, paths: Sequence[str]) -> None:
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[str, np.ndarray | None, int]:
-        path = self.paths[i]
+    def read(self, slot: int, path: str, start: float | None, end: float | None, sample_rate: int) -> np.ndarray:
+        """Seconds ``[start, end)`` of file ``slot`` (``path``) at ``sample_rate``: what ``load_audio(path,
+        sample_rate, start, end)`` returns, as a new array; decodes and stores the whole file on its first read
+        while there is room."""
+        entry = self._cached(slot)
+        if entry is not None:
+            offset, frames, rate = entry
+            return _window(self.buffer.numpy()[offset : offset + frames], rate, start, end, sample_rate, path)
+        if int(self.state[slot]) == _DISK or self.full:
+            return load_audio(path, sample_rate=sample_rate, start=start, end=end)[0]
         try:
             samples, rate = load_audio(path, sample_rate=None)
-        except AudioDecodeError:  # left to the normal path, which reports it where the clip is used
-            return path, None, 0
-        return path, samples, rate
+        except AudioDecodeError:
+            self.state[slot] = _DISK  # read (and reported) through the normal path from now on
+            raise
+        self._store(slot, samples, rate)
+        return _window(samples, rate, start, end, sample_rate, path)
 
+    def _store(self, slot: int, samples: np.ndarray, rate: int) -> None:
+        with self._lock:
+            if int(self.state[slot]) != _NEW:  # another process is storing it, or it stays on disk
+                return
+            offset = int(self._used[0])
+            if (offset + samples.size) * 4 > self.capacity:
+                self._used[1] = 1
+                self.state[slot] = _DISK
+                return
+            self._used[0] = offset + samples.size
+            self.state[slot] = _FILLING
+        self.buffer.numpy()[offset : offset + samples.size] = samples
+        with self._lock:
+            self.offset[slot], self.frames[slot], self.rate[slot] = offset, samples.size, int(rate)
+            self.state[slot] = _CACHED
 
-def _cacheable_paths(datasets: Sequence[AudioClipDataset]) -> list[str]:
-    records: list[ClipRecord] = [r for ds in datasets for r in ds.records]
-    return list(dict.fromkeys(r.path for r in records if r.key is None))
+    def __repr__(self) -> str:
+        return (
+            f"WaveformCache({self.cached_files()} files, {self.nbytes / 2**20:.0f} of {self.capacity / 2**20:.0f} MiB"
+            f"{', full' if self.full else ''})"
+        )
 
 
 def estimate_decoded_bytes(paths: Sequence[str], sample: int = _SAMPLE_FILES) -> int:
@@ -114,7 +158,7 @@ def estimate_decoded_bytes(paths: Sequence[str], sample: int = _SAMPLE_FILES) ->
     ``sample`` files spread over the list."""
     if not paths:
         return 0
-    picked = paths[:: max(1, len(paths) // sample)][:sample]
+    picked = [paths[i] for i in range(0, len(paths), max(1, len(paths) // sample))][:sample]
     sizes = []
     for path in picked:
         try:
@@ -125,33 +169,47 @@ def estimate_decoded_bytes(paths: Sequence[str], sample: int = _SAMPLE_FILES) ->
     return int(np.mean(sizes) * len(paths)) if sizes else 0
 
 
-def _worker_init(worker_id: int) -> None:
-    torch.set_num_threads(1)
+def _file_slots(datasets: Sequence[AudioClipDataset]) -> tuple[list[str], list[np.ndarray]]:
+    """The distinct audio files (not HDF5) of ``datasets``, and per dataset the slot of each of its paths
+    (``-1``: not cached)."""
+    slot_of: dict[str, int] = {}
+    per_dataset = []
+    for ds in datasets:
+        table = ds.records
+        paths = table.unique_paths
+        on_file = np.unique(table.storage()["path"][~table.has_key()])
+        slots = np.full(len(paths), -1, dtype=np.int32)
+        for pid in on_file:
+            slots[pid] = slot_of.setdefault(paths[int(pid)], len(slot_of))
+        per_dataset.append(slots)
+    return list(slot_of), per_dataset
+
+
+def _shm_room() -> int | None:
+    try:
+        st = os.statvfs(_SHM)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def attach_waveform_cache(
-    datasets: Sequence[AudioClipDataset],
-    enabled: bool | None = None,
-    limit_mb: float = 1024.0,
-    num_workers: int = 0,
-    progress: bool | None = False,
+    datasets: Sequence[AudioClipDataset], enabled: bool | None = None, limit_mb: float = 1024.0
 ) -> WaveformCache | None:
-    """Decode the files of ``datasets`` once and make every dataset read its clips from memory.
+    """Give ``datasets`` one waveform cache, filled as their clips are first read (no decoding here).
 
     Args:
         datasets: datasets to share one cache (e.g. the training and validation subsets).
         enabled: ``True`` caches up to ``limit_mb``; ``False`` does nothing; ``None`` (automatic) caches when
             the estimated decoded size fits ``limit_mb``.
         limit_mb: most MiB of decoded audio to hold; files beyond it are read from disk.
-        num_workers: processes decoding in parallel.
-        progress: a progress bar (``None``: on a terminal only).
 
     Returns:
-        the cache, or ``None`` when nothing was cached.
+        the cache, or ``None`` when there is none.
     """
     if enabled is False or limit_mb <= 0:
         return None
-    paths = _cacheable_paths(datasets)
+    paths, slots = _file_slots(datasets)
     if not paths:
         return None
     limit = int(limit_mb * 2**20)
@@ -162,32 +220,19 @@ def attach_waveform_cache(
             len(paths), estimate / 2**20, limit_mb,
         )  # fmt: skip
         return None
-    tic = time.perf_counter()
-    num_workers = num_workers if len(paths) >= _PARALLEL_FROM else 0  # starting workers costs more than a few files
-    loader = DataLoader(
-        _Decoder(paths), batch_size=None, num_workers=num_workers, worker_init_fn=_worker_init,
-        prefetch_factor=4 if num_workers else None,
-    )  # fmt: skip
-    arrays: dict[str, tuple[np.ndarray, int]] = {}
-    used, skipped, full = 0, 0, False
-    for path, samples, rate in progress_bar(loader, enabled=progress, desc="decoding audio", total=len(paths)):
-        if samples is None:
-            skipped += 1
-            continue
-        samples = np.asarray(samples)  # the loader hands numpy arrays over as tensors
-        if used + samples.nbytes > limit:
-            full = True
-            continue
-        arrays[path] = (samples, rate)
-        used += samples.nbytes
-    cache = WaveformCache(arrays)
-    arrays.clear()
-    for ds in datasets:
-        ds.waveform_cache = cache
+    capacity = min(limit, int(estimate * 1.1) + 2**20) if estimate else limit
+    room = _shm_room()
+    if room is not None and capacity > room * 0.9:
+        log.warning("waveform cache: %s has %.0f MiB free; caching %.0f MiB instead of %.0f MiB",
+                    _SHM, room / 2**20, room * 0.9 / 2**20, capacity / 2**20)  # fmt: skip
+        capacity = int(room * 0.9)
+    cache = WaveformCache(len(paths), capacity)
+    for ds, table in zip(datasets, slots):
+        ds.waveform_cache, ds.waveform_slots = cache, table
+    share = min(1.0, capacity / estimate) if estimate else 1.0
     log.info(
-        "waveform cache: %d of %d files decoded into %.0f MiB in %.1f s%s%s",
-        len(cache), len(paths), cache.nbytes / 2**20, time.perf_counter() - tic,
-        f"; {len(paths) - len(cache) - skipped} left on disk (limit {limit_mb:g} MiB)" if full else "",
-        f"; {skipped} unreadable, read (and reported) per clip" if skipped else "",
+        "waveform cache: up to %.0f MiB (data.waveform_cache_mb=%g) for %d files of about %.0f MiB decoded "
+        "(%.0f%% of them), filled as clips are first read",
+        capacity / 2**20, limit_mb, len(paths), estimate / 2**20, 100 * share,
     )  # fmt: skip
     return cache

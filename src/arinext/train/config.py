@@ -82,17 +82,24 @@ class DataConfig:
             of ``values`` (and without every clip sharing a ``closure`` value with them); evaluation then
             reports the in-source test clips and the held-out source side by side. Empty: off.
         test_views: uniformly spaced crops per test clip; ``None`` takes the preset's ``test_views``.
-        on_bad_clip: ``"skip"`` drops undecodable clips (logged), ``"error"`` raises.
+        on_bad_clip: ``"skip"`` drops undecodable clips (counted per epoch in ``log.csv``, one warning per
+            epoch with examples), ``"error"`` raises.
+        max_bad_fraction: training stops when more than this fraction of the training or validation clips
+            are bad: checked before the first epoch (files and HDF5 datasets that do not exist, found
+            without decoding anything) and after every epoch (clips that could not be read).
         cache_dir: feature cache directory passed to the dataset, or ``None``.
         features: where the log-mel features and SpecAugment are computed: ``"workers"`` (the loader's worker
             processes, one clip at a time) or ``"device"`` (the training device, a batch at a time: the workers
             only decode and crop, so fewer CPU cores feed a GPU; the same features, see
             :mod:`arinext.data.batch_features`). Waveform augmentation and background noise stay in the workers.
-        cache_waveforms: keep the decoded audio of the training and validation files in memory, so that
-            each file is decoded once rather than every epoch (the same samples; see
-            :mod:`arinext.data.waveforms`): ``null`` (automatic) when it is estimated to fit
-            ``waveform_cache_mb``, ``true`` up to that size, ``false`` never.
-        waveform_cache_mb: most MiB of decoded audio the cache holds (mono float32 at the files' rates).
+        feature_cache_gb: most GiB of features written under ``cache_dir``; beyond it clips are computed
+            every epoch, not cached. The trainer logs an estimate of the full cache's size before filling it.
+        cache_waveforms: keep the decoded audio of the training and validation files in shared memory, so
+            that each file is decoded once rather than every epoch (the same samples; see
+            :mod:`arinext.data.waveforms`), filled as the clips are first read: ``null`` (automatic) when
+            it is estimated to fit ``waveform_cache_mb``, ``true`` up to that size, ``false`` never.
+        waveform_cache_mb: most MiB of decoded audio the cache holds (mono float32 at the files' rates),
+            for the training process and its loader workers together.
     """
 
     dataset: str = "folder"
@@ -116,8 +123,10 @@ class DataConfig:
     holdout: dict[str, Any] = field(default_factory=dict)
     test_views: int | None = None
     on_bad_clip: str = "skip"
+    max_bad_fraction: float = 0.05
     cache_dir: str | None = None
     features: str = "workers"
+    feature_cache_gb: float = 50.0
     cache_waveforms: bool | None = None
     waveform_cache_mb: float = 1024.0
 
@@ -134,8 +143,8 @@ class OptimConfig:
         lr_steps: epochs at which the learning rate changes (``SOLVER.STEPS`` without the leading 0).
         lr_factors: learning rate from each step on, relative to ``lr`` (``SOLVER.LRS`` without the leading 1).
         freeze_bn: keep every BatchNorm except the stem's in eval mode with frozen affine
-            parameters (``BN.FREEZE``; the paper's fine-tuning recipes); ``None`` freezes them when
-            fine-tuning (``init_from`` set) and trains them from scratch.
+            parameters (``BN.FREEZE``; the paper's fine-tuning recipes), when fine-tuning (``init_from``
+            set); ``None`` does the same. From scratch BatchNorm is always trained (see :meth:`TrainConfig.freezes_bn`).
     """
 
     lr: float = 0.01
@@ -183,6 +192,11 @@ class TrainConfig:
         device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         dist_backend: process group backend under ``torchrun``: ``"auto"`` (NCCL on GPU, gloo on CPU),
             ``"nccl"`` or ``"gloo"`` (which also runs on GPUs, e.g. several processes sharing one).
+        checkpoint_minutes: also write ``last.pt`` inside an epoch, every this many minutes of it (0: off);
+            ``--resume`` continues from that step, with the batches an uninterrupted run would see.
+        checkpoint_steps: also write ``last.pt`` inside an epoch every this many steps (0: off).
+        log_every_seconds: without a progress bar (stderr is not a terminal), log a line with the step,
+            clips/s and loss this often during an epoch (0: never).
     """
 
     model: str = "audio_rep_inception_next"
@@ -199,14 +213,18 @@ class TrainConfig:
     export_pretrained: bool = True
     device: str = "auto"
     dist_backend: str = "auto"
+    checkpoint_minutes: float = 30.0
+    checkpoint_steps: int = 0
+    log_every_seconds: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON/``torch.load(weights_only=True)`` safe)."""
         return dataclasses.asdict(self)
 
     def freezes_bn(self) -> bool:
-        """Whether this run freezes BatchNorm (``optim.freeze_bn``, or ``None``: only when fine-tuning)."""
-        return bool(self.init_from) if self.optim.freeze_bn is None else self.optim.freeze_bn
+        """Whether this run freezes BatchNorm: ``optim.freeze_bn`` when fine-tuning (``init_from`` set; ``None``
+        freezes then), never from scratch, where the statistics of an untrained model must be learnt."""
+        return bool(self.init_from) and self.optim.freeze_bn is not False
 
     def with_absolute_paths(self) -> TrainConfig:
         """A copy whose paths (``data.root``, ``init_from``, noise and cache folders) are absolute, so that the
@@ -243,8 +261,15 @@ class TrainConfig:
         check_augment_spec(d.augment)
         if d.holdout:
             holdout_from_dict(d.holdout)
-        if d.waveform_cache_mb < 0:
-            raise ValueError(f"data.waveform_cache_mb must be >= 0, got {d.waveform_cache_mb}")
+        if d.waveform_cache_mb < 0 or d.feature_cache_gb < 0:
+            raise ConfigError(
+                f"data.waveform_cache_mb and data.feature_cache_gb must be >= 0, got {d.waveform_cache_mb} and "
+                f"{d.feature_cache_gb}"
+            )
+        if not 0 <= d.max_bad_fraction <= 1:
+            raise ConfigError(f"data.max_bad_fraction must be in [0, 1], got {d.max_bad_fraction}")
+        if self.checkpoint_minutes < 0 or self.checkpoint_steps < 0 or self.log_every_seconds < 0:
+            raise ConfigError("checkpoint_minutes, checkpoint_steps and log_every_seconds must be >= 0 (0: off)")
         if d.test_views is not None and d.test_views < 1:
             raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:

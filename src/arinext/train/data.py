@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .distributed import DistInfo
 
 __all__ = [
     "DataBundle",
+    "ResumableSampler",
     "SyntheticSpectrograms",
     "build_dataset",
     "build_loader",
@@ -264,12 +266,33 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
         features="device" if data.features == "device" else True,
         waveform_transform=transform,
         cache_dir=data.cache_dir,
+        cache_max_bytes=int(data.feature_cache_gb * 2**30),
         seed=seed,
     )
     n = manifest.num_classes
     classes = f"{n} class{'es' if n != 1 else ''}" if isinstance(n, int) else ", ".join(f"{h}: {k}" for h, k in n.items())
     _log.info("%s/%s: %d clip%s, %s", data.dataset, subset, len(ds), "s" if len(ds) != 1 else "", classes)
     return DataBundle(ds, manifest.labels, manifest.num_classes, manifest.multi_label, frontend, views, manifest, subset)
+
+
+class ResumableSampler(DistributedSampler):
+    """A :class:`DistributedSampler` whose next pass can start part-way: :meth:`skip_next` leaves out the first
+    indices of this process's share of the epoch (those of the batches trained on before a checkpoint)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """Leave out the first ``count`` indices of the next pass only."""
+        self._skip = max(0, int(count))
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self._skip = self._skip, 0
+        return islice(super().__iter__(), skip, None)
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self._skip)
 
 
 def build_loader(
@@ -298,14 +321,16 @@ def build_loader(
         num_workers = default_num_workers()
     if batch_size % world:
         raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
-    sampler = DistributedSampler(
+    sampler = ResumableSampler(
         dataset, num_replicas=world, rank=dist_info.rank, shuffle=training, seed=seed, drop_last=False
     )
     per_rank = batch_size // world
     # drop a last partial training batch: a batch of one breaks BatchNorm
     drop_last = training and len(sampler) > per_rank
     if isinstance(dataset, SyntheticSpectrograms):
-        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last)
+        # its own generator: starting an epoch then draws nothing from the global RNG that a checkpoint restores
+        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
     else:
         from ..data import make_loader
 

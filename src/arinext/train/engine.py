@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..audio.io import AudioDecodeError
+from ..data.clips import BadClipReport
 from ..layers.classifier import MultiHeadOutput
 from ..layers.reparam import unwrap_model
 from ..utils.progress import progress_bar
@@ -28,7 +30,9 @@ from .tasks import EvalResult, Task
 
 __all__ = [
     "Predictions",
+    "StepHook",
     "autocast",
+    "bad_clip_hint",
     "evaluate",
     "freeze_batchnorm",
     "param_groups",
@@ -101,10 +105,16 @@ def _to_device(target: Any, device: torch.device) -> Any:
     return target.to(device, non_blocking=True)
 
 
-def _report_bad(batch: dict[str, Any], bad: list[str]) -> None:
-    for err in batch.get("bad") or []:
-        bad.append(err)
-        _log.warning("skipped clip %s", err)
+@contextlib.contextmanager
+def bad_clip_hint() -> Iterator[None]:
+    """An unreadable clip that stops the loop (``data.on_bad_clip=error``) is raised again naming the setting."""
+    try:
+        yield
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(
+            exc.source, f"{exc.problem} (data.on_bad_clip=error stops at an unreadable clip; "
+            "--set data.on_bad_clip=skip skips such clips and counts them)",
+        ) from exc  # fmt: skip
 
 
 @dataclass
@@ -148,6 +158,10 @@ class _DataWaits:
             tic = time.perf_counter()  # the consumer asks for the next batch
 
 
+#: ``hook(progress)`` called after every training step with the epoch so far (see :func:`train_one_epoch`)
+StepHook = Callable[[dict[str, Any]], None]
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
@@ -158,52 +172,87 @@ def train_one_epoch(
     freeze_bn: bool = False,
     amp: bool = False,
     progress: bool | None = None,
+    log_every: float = 60.0,
+    resume: dict[str, Any] | None = None,
+    on_step: StepHook | None = None,
 ) -> dict[str, float]:
     """Train one pass over ``loader``; returns ``loss``, ``acc`` and ``clips_per_s`` summed over processes,
-    and this process's data waits: ``first_batch_s`` (from the start of the epoch to its first batch, the
-    time with no batch to train on) and ``data_wait_s`` (all the time spent waiting for batches).
+    ``bad_clips`` (clips skipped as unreadable, summed), and this process's data waits: ``first_batch_s``
+    (from the start of the epoch to its first batch, the time with no batch to train on) and ``data_wait_s``
+    (all the time spent waiting for batches).
 
-    ``optimizer``'s learning rate is used as set by the caller (the schedule is per epoch).
+    ``optimizer``'s learning rate is used as set by the caller (the schedule is per epoch). Without a progress
+    bar (stderr is not a terminal), a plain line with the step, clips/s and loss is logged every ``log_every``
+    seconds (0: never). The bad clips of the epoch are logged once, at its end, as a count with examples.
+
+    ``on_step(progress)`` runs after every step with this process's epoch so far, ``{"step", "loss_sum",
+    "correct", "n", "bad"}`` (plain numbers, for a checkpoint inside the epoch); ``resume`` takes such a dict to
+    continue an epoch, with ``loader`` yielding the batches after ``progress["step"]``.
     """
     set_train_mode(model, freeze_bn)
     lr = optimizer.param_groups[0]["lr"]
-    total_loss, total_correct, total_n, bad = 0.0, 0.0, 0, []
+    done = dict(resume) if resume else {"step": 0, "loss_sum": 0.0, "correct": 0.0, "n": 0, "bad": 0}
+    bad = BadClipReport()
     start = time.perf_counter()
     bar = progress_bar(loader, enabled=progress, desc=f"epoch {epoch + 1}", leave=False)
-    waits = _DataWaits(start)
-    for batch in waits.iterate(bar):
-        _report_bad(batch, bad)
-        inputs = batch["inputs"]
-        if inputs is None or inputs.shape[0] == 0:
-            continue
-        inputs = inputs.to(device, non_blocking=True)
-        target = _to_device(batch["target"], device)
-        with autocast(device, amp):
-            outputs = model(inputs)
-        loss = task.loss(outputs, target)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = inputs.shape[0]
-        total_loss += loss.item() * n
-        total_correct += task.correct(outputs, target)
-        total_n += n
-        if not bar.disable:
-            rate = total_n / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{total_loss / total_n:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+    total = done["step"] + len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    waits, n_here, last_line = _DataWaits(start), 0, start
+    with bad_clip_hint():
+        for batch in waits.iterate(bar):
+            bad.update(batch)
+            done["step"] += 1
+            inputs = batch["inputs"]
+            if inputs is not None and inputs.shape[0] > 0:
+                loss, correct = _train_step(model, inputs, batch["target"], optimizer, task, device, amp, epoch)
+                n = inputs.shape[0]
+                done["loss_sum"] += loss * n
+                done["correct"] += correct
+                done["n"] += n
+                n_here += n
+            done["bad"] += len(batch.get("bad") or [])
+            now = time.perf_counter()
+            rate = n_here / max(now - start, 1e-9)
+            if not bar.disable and done["n"]:
+                bar.set_postfix(loss=f"{done['loss_sum'] / done['n']:.4f}", lr=f"{lr:.2e}", clips_s=f"{rate:.1f}")
+            elif bar.disable and log_every > 0 and now - last_line >= log_every:
+                last_line = now
+                _log.info("epoch %d: step %d/%s, %.1f clips/s, loss %.4f, %d bad clips", epoch + 1, done["step"],
+                          total or "?", rate, done["loss_sum"] / max(done["n"], 1), done["bad"])  # fmt: skip
+            if on_step is not None:
+                on_step(dict(done))
+    if bad.count:
+        _log.warning("epoch %d, training: %s", epoch + 1, bad.summary())
     elapsed = time.perf_counter() - start
-    loss_sum, correct, n, bad_n = all_reduce_sum([total_loss, total_correct, total_n, len(bad)], device)
+    loss_sum, correct, n, bad_n, clips_here = all_reduce_sum(
+        [done["loss_sum"], done["correct"], done["n"], done["bad"], n_here], device
+    )
     return {
         "loss": loss_sum / max(n, 1),
         "acc": correct / max(n, 1),
-        "clips_per_s": n / max(elapsed, 1e-9),
+        "clips_per_s": clips_here / max(elapsed, 1e-9),
         "lr": lr,
         "bad_clips": bad_n,
         "first_batch_s": waits.first_batch,
         "data_wait_s": waits.total,
     }
+
+
+def _train_step(
+    model: nn.Module, inputs: torch.Tensor, target: Any, optimizer: torch.optim.Optimizer, task: Task,
+    device: torch.device, amp: bool, epoch: int,
+) -> tuple[float, float]:  # fmt: skip
+    """One SGD step; returns the batch's mean loss and its number of correct predictions."""
+    inputs = inputs.to(device, non_blocking=True)
+    target = _to_device(target, device)
+    with autocast(device, amp):
+        outputs = model(inputs)
+    loss = task.loss(outputs, target)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), task.correct(outputs, target)
 
 
 def _merge_views(scores: Any, views: int) -> Any:
@@ -240,18 +289,19 @@ def predict(
     """
     model.eval()
     scores, targets, indices, skipped = [], [], [], []
-    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False):
-        _report_bad(batch, skipped)
-        inputs = batch["inputs"]
-        if inputs is None or inputs.shape[0] == 0:
-            continue
-        views = inputs.shape[1] if inputs.dim() == 5 else 1
-        flat = inputs.reshape(-1, *inputs.shape[-3:]).to(device, non_blocking=True)
-        with autocast(device, amp):
-            outputs = model(flat)
-        scores.append(_merge_views(task.scores(outputs), views))
-        targets.append(batch["target"])
-        indices.append(torch.as_tensor(batch["index"]).long())
+    with bad_clip_hint():
+        for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False):
+            skipped.extend(batch.get("bad") or [])
+            inputs = batch["inputs"]
+            if inputs is None or inputs.shape[0] == 0:
+                continue
+            views = inputs.shape[1] if inputs.dim() == 5 else 1
+            flat = inputs.reshape(-1, *inputs.shape[-3:]).to(device, non_blocking=True)
+            with autocast(device, amp):
+                outputs = model(flat)
+            scores.append(_merge_views(task.scores(outputs), views))
+            targets.append(batch["target"])
+            indices.append(torch.as_tensor(batch["index"]).long())
     score, target, index = (all_gather_cat(_cat(x), device) for x in (scores, targets, indices))
     index, order = index.sort()
     keep = torch.ones_like(index, dtype=torch.bool)

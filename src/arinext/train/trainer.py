@@ -3,7 +3,7 @@
 Output directory of a run::
 
     config.yaml      the resolved config
-    last.pt          checkpoint after the latest epoch (resume point)
+    last.pt          checkpoint after the latest epoch, or inside the current one (resume point)
     best.pt          checkpoint with the best validation ``select_metric``
     log.csv, tb/     per-epoch log (and TensorBoard events when installed)
     curves.png       loss/accuracy curves
@@ -11,6 +11,8 @@ Output directory of a run::
 
 Only the main process (rank 0) writes files. ``resume=True`` continues from ``last.pt`` exactly:
 model, optimizer, schedule, epoch, metric history and every RNG state (also each process's under DDP).
+``last.pt`` is also written inside an epoch (``checkpoint_minutes``, ``checkpoint_steps``); resuming from
+it skips the batches already trained on, so the run goes on with the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -45,10 +47,19 @@ from ..data.waveforms import attach_waveform_cache
 from ..layers.reparam import unwrap_model
 from ..models import create_model
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from .clip_checks import check_bad_fraction, check_sources, plan_feature_cache
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable, data_fingerprint
-from .distributed import DistInfo, barrier, file_on_every_rank, init_distributed, same_on_every_rank
-from .engine import bf16_supported, evaluate, freeze_batchnorm, param_groups, precise_bn, train_one_epoch
+from .distributed import (
+    DistInfo,
+    all_gather_list,
+    all_reduce_sum,
+    barrier,
+    file_on_every_rank,
+    init_distributed,
+    same_on_every_rank,
+)
+from .engine import bf16_supported, freeze_batchnorm, param_groups, precise_bn, predict, train_one_epoch
 from .report import EpochLogger, plot_curves
 from .tasks import make_task
 
@@ -71,6 +82,7 @@ class FitResult:
         history: one row per epoch, as in ``log.csv``.
         model: the trained model after the last epoch (unwrapped, training form).
         run_dir: the run directory.
+        val_clips, val_bad_clips: validation clips scored at the best epoch, and those that could not be read.
     """
 
     best: float
@@ -78,6 +90,8 @@ class FitResult:
     history: list[dict[str, Any]]
     model: nn.Module
     run_dir: Path
+    val_clips: int = 0
+    val_bad_clips: int = 0
 
 
 @dataclass
@@ -91,6 +105,16 @@ class FoldsResult:
     def best(self) -> float:
         """The mean over folds of each fold's best validation metric."""
         return sum(r.best for r in self.folds.values()) / max(1, len(self.folds))
+
+    @property
+    def val_clips(self) -> int:
+        """Validation clips scored, summed over folds."""
+        return sum(r.val_clips for r in self.folds.values())
+
+    @property
+    def val_bad_clips(self) -> int:
+        """Validation clips that could not be read, summed over folds."""
+        return sum(r.val_bad_clips for r in self.folds.values())
 
 
 def seed_everything(seed: int) -> None:
@@ -181,8 +205,12 @@ def _build_model(cfg: TrainConfig, num_classes: Any, labels: Any, init: bool) ->
         load_init_weights(model, cfg.init_from, labels)
     if cfg.freezes_bn():
         n = freeze_batchnorm(model)
-        why = f"fine-tuning from {cfg.init_from}" if cfg.init_from else "optim.freeze_bn=true"
-        _log.info("BatchNorm: %d layers frozen, the stem's trained (%s)", n, why)
+        _log.info("BatchNorm: %d layers frozen, the stem's trained (fine-tuning from %s)", n, cfg.init_from)
+    elif cfg.optim.freeze_bn and not cfg.init_from:
+        _log.warning(
+            "BatchNorm: every layer trained: optim.freeze_bn=true is for fine-tuning, and this run starts from "
+            "scratch (no init_from), where frozen BatchNorm would never learn its statistics"
+        )
     else:
         why = "training from scratch" if not cfg.init_from else "optim.freeze_bn=false"
         _log.info("BatchNorm: every layer trained (%s)", why)
@@ -202,8 +230,12 @@ def _restore(
         )
     load_state_strict(unwrap_model(model), ckpt["model"], f"--resume: {path}", "this run's model")
     optimizer.load_state_dict(ckpt["optimizer"])
-    _log.info("resuming %s after epoch %d", path, ckpt["epoch"])
-    return {k: ckpt[k] for k in ("epoch", "best", "best_epoch", "history", "rng")}
+    partial = ckpt.get("partial")
+    if partial:
+        _log.info("resuming %s in epoch %d after step %d", path, ckpt["epoch"] + 1, partial[0]["step"])
+    else:
+        _log.info("resuming %s after epoch %d", path, ckpt["epoch"])
+    return {**{k: ckpt[k] for k in ("epoch", "best", "best_epoch", "history", "rng")}, "partial": partial}
 
 
 def _preflight(cfg: TrainConfig) -> TrainConfig:
@@ -236,23 +268,71 @@ def _setup_cpu(device: torch.device, workers: int, is_main: bool) -> None:
         )  # fmt: skip
 
 
-def _cache_waveforms(data: DataConfig, bundles: list[Any], workers: int, progress: bool | None) -> None:
+def _cache_waveforms(data: DataConfig, bundles: list[Any]) -> None:
     datasets = [b.dataset for b in bundles if isinstance(b.dataset, AudioClipDataset) and b.dataset.cache is None]
     if datasets:
-        attach_waveform_cache(datasets, data.cache_waveforms, data.waveform_cache_mb, workers, progress)
+        attach_waveform_cache(datasets, data.cache_waveforms, data.waveform_cache_mb)
 
 
 def _validate(
     net: nn.Module, cfg: TrainConfig, train_loader: Any, val_loader: Any, task: Any, device: torch.device, amp: bool,
     progress: bool,
 ) -> dict[str, float]:  # fmt: skip
-    """Precise-BN (if configured), then the validation metrics."""
+    """Precise-BN (if configured), then the validation metrics, with ``clips`` (scored) and ``bad_clips``."""
     if cfg.precise_bn_batches:
         precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.freezes_bn(), amp)
-    summary = evaluate(net, val_loader, task, device, amp=amp, progress=progress, desc="val").summary
+    prediction = predict(net, val_loader, task, device, amp=amp, progress=progress, desc="val")
+    summary = task.evaluate(prediction.scores, prediction.targets).summary
     if cfg.select_metric not in summary:
         raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
-    return summary
+    bad = prediction.skipped
+    if bad:
+        shown = "; ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        _log.warning("validation: %d bad clip%s skipped: %s", len(bad), "s" if len(bad) != 1 else "", shown)
+    return {**summary, "clips": float(len(prediction.indices)), "bad_clips": float(len(bad))}
+
+
+class _StepCheckpoints:
+    """``last.pt`` inside an epoch: every ``checkpoint_steps`` steps and after ``checkpoint_minutes`` minutes.
+
+    Called after every training step with the epoch's progress (:func:`train_one_epoch`'s ``on_step``). The
+    checkpoint holds what an epoch checkpoint holds, plus each process's progress in the epoch (``partial``);
+    its ``epoch`` is the number of finished epochs. Under DDP every process takes part in writing it (the
+    RNG states are gathered), so the time-based decision is agreed on by an all-reduce.
+    """
+
+    def __init__(self, cfg: TrainConfig, info: DistInfo, out: Path, model: nn.Module, optimizer: Any) -> None:
+        self.cfg, self.info, self.out, self.model, self.optimizer = cfg, info, out, model, optimizer
+        self.steps, self.seconds = cfg.checkpoint_steps, cfg.checkpoint_minutes * 60
+        self.loop: dict[str, Any] = {}  # epoch, steps in it, best, best_epoch, history, static extras
+        self.since = time.perf_counter()
+
+    def start_epoch(self, **loop: Any) -> None:
+        self.loop, self.since = loop, time.perf_counter()
+
+    def _due(self, step: int) -> bool:
+        due = self.steps > 0 and step % self.steps == 0
+        if self.seconds > 0:
+            late = time.perf_counter() - self.since >= self.seconds
+            if self.info.distributed:
+                late = all_reduce_sum([float(late)], self.info.device)[0] > 0
+            due = due or late
+        return due and step < self.loop["epoch_steps"]  # the epoch's own checkpoint follows its last step
+
+    def __call__(self, progress: dict[str, Any]) -> None:
+        if not self._due(progress["step"]):
+            return
+        partial = all_gather_list([progress])
+        rng = _gather_rng(self.info)
+        if self.info.is_main:
+            loop = self.loop
+            extra = {**loop["static"], "best": loop["best"], "best_epoch": loop["best_epoch"],
+                     "history": loop["history"], "rng": rng, "partial": partial}  # fmt: skip
+            save_checkpoint(_checkpoint_state(self.model, self.optimizer, self.cfg, loop["epoch"], extra),
+                            self.out / "last.pt")  # fmt: skip
+            _log.info("checkpoint in epoch %d at step %d of %d: %s", loop["epoch"] + 1, progress["step"],
+                      loop["epoch_steps"], self.out / "last.pt")  # fmt: skip
+        self.since = time.perf_counter()
 
 
 def _write_epoch(out: Path, state: dict[str, Any], is_best: bool, logger: EpochLogger, row: dict[str, Any]) -> None:
@@ -261,6 +341,25 @@ def _write_epoch(out: Path, state: dict[str, Any], is_best: bool, logger: EpochL
         save_checkpoint({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
     logger.log(row)
     _log.info("epoch %d: %s", row["epoch"], ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+
+
+def _data(cfg: TrainConfig, info: DistInfo) -> tuple[Any, Any, Any, Any, Any]:
+    """Training and validation bundles, checked (classes, audio present, cache sizes), and their loaders."""
+    d = cfg.data
+    train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
+    val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
+    check_trainable(train, val)
+    if info.distributed:  # several machines: each builds its own index of the clips
+        fingerprints = {f"the {b.subset} subset": data_fingerprint(b) for b in (train, val)}
+        same_on_every_rank(fingerprints, "every machine needs the same data at the same data.root")
+    for bundle in (train, val):
+        check_sources(bundle, d)
+    _cache_waveforms(d, [train, val])
+    if info.is_main:
+        plan_feature_cache(d, [train, val])
+    train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
+    val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
+    return train, val, train_loader, train_sampler, val_loader
 
 
 def fit(
@@ -276,7 +375,7 @@ def fit(
     Args:
         cfg: the experiment.
         out_dir: run directory (created).
-        resume: continue from ``out_dir/last.pt`` when it exists.
+        resume: continue from ``out_dir/last.pt`` when it exists (written after an epoch or inside one).
         progress: progress bars on the main process: ``None`` on a terminal only, ``True``/``False`` always/never.
         on_epoch_end: called as ``hook(epoch, row)`` on every process after each epoch's checkpoint.
         plan_epochs: for a time budget: called once, after the first epoch of a new run, with that
@@ -284,6 +383,10 @@ def fit(
             ``cfg.optim.epochs``). ``lr_steps`` and ``eval_every`` are scaled by the same ratio, and
             ``config.yaml`` and the checkpoints record the result. It is not called when resuming:
             resume with the schedule of the run's ``config.yaml``.
+
+    Raises:
+        DataError: more than ``data.max_bad_fraction`` of the training or validation clips are bad, before
+            the first epoch (audio missing) or after any epoch (could not be read).
     """
     cfg = _preflight(cfg)
     out = Path(out_dir)
@@ -292,17 +395,8 @@ def fit(
     progress = progress if info.is_main else False
     seed_everything(cfg.seed)
     d = cfg.data
-    workers = default_num_workers() if d.num_workers is None else d.num_workers
-    _setup_cpu(device, workers, info.is_main)
-    train = build_dataset(d, d.train_subset, training=True, seed=cfg.seed)
-    val = build_dataset(d, d.val_subset, training=False, seed=cfg.seed)
-    check_trainable(train, val)
-    if info.distributed:  # several machines: each builds its own index of the clips
-        fingerprints = {f"the {b.subset} subset": data_fingerprint(b) for b in (train, val)}
-        same_on_every_rank(fingerprints, "every machine needs the same data at the same data.root")
-    _cache_waveforms(d, [train, val], workers, progress)
-    train_loader, train_sampler = build_loader(train.dataset, d.batch_size, True, d.num_workers, info, cfg.seed)
-    val_loader, _ = build_loader(val.dataset, d.eval_batch_size or d.batch_size, False, d.num_workers, info, cfg.seed)
+    _setup_cpu(device, default_num_workers() if d.num_workers is None else d.num_workers, info.is_main)
+    train, val, train_loader, train_sampler, val_loader = _data(cfg, info)
     task = make_task(train.num_classes, train.labels, train.multi_label)
 
     last_path = out / "last.pt"
@@ -318,11 +412,11 @@ def fit(
         momentum=cfg.optim.momentum,
         nesterov=cfg.optim.nesterov,
     )
-    state = {"epoch": 0, "best": float("-inf"), "best_epoch": -1, "history": [], "rng": None}
+    state = {"epoch": 0, "best": float("-inf"), "best_epoch": -1, "history": [], "rng": None, "partial": None}
     if resuming:
         state = _restore(last_path, cfg, train.num_classes, model, optimizer, device)
     start_epoch, best, best_epoch = state["epoch"], state["best"], state["best_epoch"]
-    history, rng_states = list(state["history"]), state["rng"]
+    history, rng_states, partial = list(state["history"]), state["rng"], state["partial"]
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -336,6 +430,7 @@ def fit(
         seed_everything(cfg.seed + info.rank)  # different augmentation noise on each process
 
     extra_static = {"labels": train.labels, "num_classes": train.num_classes, "frontend": train.frontend.to_dict()}
+    checkpoints = _StepCheckpoints(cfg, info, out, model, optimizer)
     epoch = start_epoch
     while epoch < cfg.optim.epochs:
         tic = time.perf_counter()
@@ -345,12 +440,22 @@ def fit(
         train_sampler.set_epoch(epoch)
         if hasattr(train.dataset, "set_epoch"):
             train.dataset.set_epoch(epoch)  # per-epoch crops and SpecAugment draws
-        stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.freezes_bn(), amp, progress)
-        if plan_epochs is not None and epoch == 0:
+        epoch_steps = len(train_loader)
+        resumed = partial[info.rank] if partial and len(partial) == info.world_size else None
+        if resumed:  # inside the epoch: the batches after the checkpoint's step, as an uninterrupted run
+            train_sampler.skip_next(resumed["step"] * train_loader.batch_size)
+        partial = None
+        checkpoints.start_epoch(epoch=epoch, epoch_steps=epoch_steps, best=best, best_epoch=best_epoch,
+                                history=history, static=extra_static)  # fmt: skip
+        stats = train_one_epoch(net, train_loader, optimizer, task, device, epoch, cfg.freezes_bn(), amp, progress,
+                                cfg.log_every_seconds, resumed, checkpoints)  # fmt: skip
+        check_bad_fraction(stats["bad_clips"], len(train.dataset), "training", epoch + 1, d)  # type: ignore[arg-type]
+        if plan_epochs is not None and epoch == 0 and not resumed:
             cfg = _replan(cfg, plan_epochs, time.perf_counter() - tic, info, out)
         row: dict[str, Any] = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
             summary = _validate(net, cfg, train_loader, val_loader, task, device, amp, progress)
+            check_bad_fraction(summary["bad_clips"], len(val.dataset), "validation", epoch + 1, d)  # type: ignore
             row.update({f"val_{k}": v for k, v in summary.items()})
             if summary[cfg.select_metric] > best:
                 best, best_epoch = summary[cfg.select_metric], epoch + 1
@@ -370,7 +475,9 @@ def fit(
         if cfg.export_pretrained and (out / "best.pt").is_file():
             _export_best(out, train.labels, train.frontend.to_dict(), cfg)
     barrier()
-    return FitResult(best, best_epoch, history, model, out)
+    at_best = history[best_epoch - 1] if 0 < best_epoch <= len(history) else {}
+    return FitResult(best, best_epoch, history, model, out, int(at_best.get("val_clips", 0)),
+                     int(at_best.get("val_bad_clips", 0)))  # fmt: skip
 
 
 def _replan(cfg: TrainConfig, plan: EpochPlan, seconds: float, info: DistInfo, out: Path) -> TrainConfig:
