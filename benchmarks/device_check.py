@@ -13,8 +13,8 @@ In order (each line starts with PASS, FAIL, SKIP or INFO; the exit status is 1 i
    GPU against the workers path on the CPU: the largest difference.
 3. ``per-core``: clips per CPU-second of a loader worker with each path on this machine's CPU, and the GPU's
    cost of the batched log-mel + SpecAugment (``benchmarks/feature_path.py``).
-4. ``train``: training clips/s of the paper's model (309 classes, batch 32, channels-last, Nesterov SGD), fp32 and
-   bf16 autocast: the GPU alone (batches already on it), then fed by W loader workers with ``data.features``
+4. ``train``: training clips/s of the paper's model (309 classes, batch 32, the trainer's memory format, Nesterov
+   SGD), fp32 and bf16 autocast: the GPU alone (batches already on it), then fed by W loader workers with ``data.features``
    ``workers`` and ``device``; then a table of the cores that feed the GPU's rate.
 5. ``torchrun-nccl`` / ``torchrun-gloo``: the README's several-machines command as two one-process "machines"
    on this one (c10d rendezvous on localhost), both on the one GPU, a tiny model with device features. NCCL
@@ -51,6 +51,7 @@ from arinext.audio.augment import SpecAugment
 from arinext.data import AudioClipDataset, make_loader
 from arinext.data.batch_features import BatchFeatures, FeatureLoader
 from arinext.train.engine import autocast, bf16_supported, param_groups
+from arinext.train.trainer import channels_last
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS: list[tuple[str, str, str]] = []
@@ -111,12 +112,14 @@ def feature_checks(records: list, device: torch.device, batch: int) -> tuple[dic
 
 
 class TrainStep:
-    """The trainer's step on the paper's model: channels-last, Nesterov SGD, cross-entropy, a sync per step."""
+    """The trainer's step on the paper's model: its memory format, Nesterov SGD, cross-entropy, a sync per step."""
 
     def __init__(self, model: str, device: torch.device) -> None:
         self.device = device
         net = create_model(model, num_classes=309).to(device).train()
-        self.model = net.to(memory_format=torch.channels_last)
+        # the trainer's memory format (channels-last on the CPU, NCHW + cuDNN autotuning on a GPU)
+        self.model = net.to(memory_format=torch.channels_last) if channels_last(None, device) else net
+        torch.backends.cudnn.benchmark = device.type == "cuda"
         self.opt = torch.optim.SGD(param_groups(self.model, 1e-4), lr=0.01, momentum=0.9, nesterov=True)
 
     def rate(self, batches: Iterator[dict], steps: int, amp: bool, warm: int) -> float:

@@ -200,3 +200,11 @@ def test_epoch_logger_csv_resume_truncation_and_tensorboard(tmp_path):
     tb.log({"epoch": 1, "train_loss": 0.7})
     tb.close()
     assert list((tmp_path / "tb_run" / "tb").glob("events.out.tfevents.*"))
+
+
+def test_the_trainer_runs_channels_last_on_the_cpu_only_by_default():
+    from arinext.train.trainer import channels_last
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert channels_last(None, cpu) and not channels_last(None, cuda)  # NCHW on a GPU (BENCHMARKS.md)
+    assert channels_last(True, cuda) and not channels_last(False, cpu)  # an explicit setting wins

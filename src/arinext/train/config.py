@@ -182,9 +182,11 @@ class TrainConfig:
             float32 by about 3% (relative L2). On the CPU it is much faster for the paper-size model at
             512x128 and much slower for the demo's tiny model at 101x64 (BENCHMARKS.md, "Training speed").
         channels_last: keep weights and activations in channels-last (NHWC) memory format; the same
-            maths, and faster training steps on the CPU, where the frequency-axis depthwise branches then
-            also run as ``k x 1`` convs on frequency-major memory (``arinext.layers.set_branch_path``;
-            BENCHMARKS.md, "Training speed").
+            maths. ``null`` (default): on the CPU only. On the CPU it makes training steps faster, and the
+            frequency-axis depthwise branches then also run as ``k x 1`` convs on frequency-major memory
+            (``arinext.layers.set_branch_path``); on a GPU cuDNN's depthwise kernels are faster in NCHW
+            (2.3x for the paper's model on an H200; BENCHMARKS.md, "Training on a GPU"), where the trainer
+            also turns on ``torch.backends.cudnn.benchmark`` (the training crops have one shape).
         seed: seed of every random number generator.
         eval_every: validate every this many epochs (and always after the last one).
         select_metric: validation metric that picks ``best.pt`` (higher is better).
@@ -206,7 +208,7 @@ class TrainConfig:
     init_from: str | None = None
     precise_bn_batches: int = 0
     amp: bool = False
-    channels_last: bool = True
+    channels_last: bool | None = None
     seed: int = 0
     eval_every: int = 1
     select_metric: str = "top1"

@@ -268,6 +268,12 @@ def _setup_cpu(device: torch.device, workers: int, is_main: bool) -> None:
         )  # fmt: skip
 
 
+def channels_last(setting: bool | None, device: torch.device) -> bool:
+    """Whether the trainer runs the model channels-last: the ``channels_last`` setting, or by default
+    (``None``) on the CPU only (on a GPU, cuDNN's depthwise kernels are faster in NCHW)."""
+    return device.type == "cpu" if setting is None else bool(setting)
+
+
 def _cache_waveforms(data: DataConfig, bundles: list[Any]) -> None:
     datasets = [b.dataset for b in bundles if isinstance(b.dataset, AudioClipDataset) and b.dataset.cache is None]
     if datasets:
@@ -404,8 +410,10 @@ def fit(
     if not resuming and last_path.is_file():
         _log.warning("%s exists: starting a new run over it (--resume continues it)", last_path)
     model = _build_model(cfg, train.num_classes, train.labels, init=not resuming).to(device)
-    if cfg.channels_last:
+    if channels_last(cfg.channels_last, device):
         model = model.to(memory_format=torch.channels_last)  # convs then emit NHWC activations
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # training crops share one shape: cuDNN picks its kernels once
     optimizer = torch.optim.SGD(
         param_groups(model, cfg.optim.weight_decay),
         lr=cfg.optim.lr,
