@@ -11,7 +11,7 @@ from torch import nn
 import arinext
 from arinext.apps.bench import parse_size, peak_forward_memory, roofline
 from arinext.cli import main
-from arinext.deploy import AxisCroppedDWConv2d, crop_depthwise_kernels, optimize_for_inference
+from arinext.inference import AxisCroppedDWConv2d, crop_depthwise_kernels, optimize_for_inference
 from arinext.utils.timing import LatencyStats, time_interleaved
 
 

@@ -14,7 +14,7 @@ import torch
 import arinext
 from arinext.audio.frontend import FrontendConfig
 from arinext.cli import main
-from arinext.deploy import onnx_logits, onnx_session, read_metadata
+from arinext.export import onnx_logits, onnx_session, read_metadata
 
 from .conftest import randomize_bn
 

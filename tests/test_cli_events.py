@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import arinext
-from arinext.apps import events as sed
-from arinext.apps.builders.events import build_events, read_event_table
+from arinext.apps import event_detection as sed
+from arinext.apps.builders.event_mixtures import build_events, read_event_table
 from arinext.apps.demo import bundled_sample
 from arinext.cli import main
-from arinext.deploy.events import Event
+from arinext.inference.event_decoding import Event
 
 from .conftest import SHARED, randomize_bn
 

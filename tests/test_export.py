@@ -9,7 +9,7 @@ import torch
 
 import arinext
 from arinext.audio.frontend import FrontendConfig, LogMel
-from arinext.deploy import (
+from arinext.export import (
     ConvLogMel,
     check_onnx,
     compare_onnx_models,

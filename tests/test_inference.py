@@ -12,7 +12,7 @@ import torch
 import arinext
 from arinext.audio.frontend import FrontendConfig
 from arinext.audio.io import AudioDecodeError, resample
-from arinext.deploy import AudioClassifier, aggregate_probs, top_k_labels, window_count
+from arinext.inference import AudioClassifier, aggregate_probs, top_k_labels, window_count
 
 from .conftest import randomize_bn
 

@@ -26,8 +26,8 @@ from .conftest import REPO, SHARED, randomize_bn
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.export
 
-from arinext.deploy.onnx import export_onnx
-from arinext.deploy.quantize import (
+from arinext.export.onnx import export_onnx
+from arinext.export.quantize import (
     MIN_CHECK_CLIPS,
     Int8Refused,
     check_int8,
@@ -38,7 +38,7 @@ from arinext.deploy.quantize import (
     spread_split,
     u8s8_overflow_weights,
 )
-from arinext.deploy.runtime import onnx_logits, onnx_session
+from arinext.export.runtime import onnx_logits, onnx_session
 
 FIXTURE = Path(os.environ.get("ARINEXT_SHARED", SHARED)) / "fixtures" / "int8-collapse-kw10"
 FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
@@ -71,7 +71,7 @@ def test_reduce_range_keeps_every_int8_weight_in_the_range_that_cannot_saturate(
     risky = u8s8_overflow_weights(old)
     assert risky and max(m for _, m in risky) == 127  # 8-bit weights: 2*255*127 > 32767 on VPMADDUBSW
     assert u8s8_overflow_weights(new) == []
-    assert arinext.deploy.read_metadata(new)["int8_recipe"].startswith(
+    assert arinext.export.read_metadata(new)["int8_recipe"].startswith(
         "static: QDQ, per-channel int8 weights [-64, 64]"
     )
 

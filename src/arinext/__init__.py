@@ -28,7 +28,7 @@ if "torch" not in _sys.modules and "GOMP_SPINCOUNT" not in _os.environ:
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
 from .checkpoints import load, load_official_checkpoint, load_pretrained, save_pretrained
-from .deploy import AudioClassifier, optimize_for_inference
+from .inference import AudioClassifier, optimize_for_inference
 from .layers import reparameterize_model
 from .models import AudioRepInceptionNeXt, create_model, list_models
 from .utils.errors import ArinextError

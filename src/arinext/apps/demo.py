@@ -25,7 +25,7 @@ from ..audio.frontend import FrontendConfig, get_preset
 from ..checkpoints import load
 from ..data import AudioClipDataset, get_manifest, make_loader
 from ..data.manifests.speech_commands import word_folders
-from ..deploy import AudioClassifier
+from ..inference import AudioClassifier
 from ..layers.reparam import reparameterize_model
 from ..models import create_model
 from ..train import FitResult, fit, load_config
@@ -307,9 +307,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     done("fuse")
 
     phase("export")
-    from ..deploy.onnx import export_onnx
-    from ..deploy.quantize import check_int8, quantize_model
-    from ..deploy.runtime import onnx_logits, onnx_session
+    from ..export.onnx import export_onnx
+    from ..export.quantize import check_int8, quantize_model
+    from ..export.runtime import onnx_logits, onnx_session
 
     report = export_onnx(best, out / "model.onnx", frontend=fe, labels=words)
     session = onnx_session(out / "model.onnx")

@@ -14,7 +14,7 @@ outputs are float32 on the same device. The validator runs as ``hear-validator a
 CHECKPOINT`` (any checkpoint form: run directory, ``best.pt``, save_pretrained directory, authors' ``.pyth``
 with its front end).
 
-The embeddings are those of :mod:`arinext.deploy.embeddings`, from one forward pass of the fused model:
+The embeddings are those of :mod:`arinext.inference.embeddings`, from one forward pass of the fused model:
 the scene embedding is the global average of the last feature map (the classifier head's input), the
 timestamp embeddings the frequency-averaged outputs of the last two stages interpolated every 50 ms,
 centred on ``0, 50, 100, ...`` ms up to the clip's duration (exact multiples of the hop: no drift). Long
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load, model_frontend
-from ..deploy.embeddings import FeatureTaps, timestamp_grid_ms
+from ..inference.embeddings import FeatureTaps, timestamp_grid_ms
 from ..layers.reparam import reparameterize_model, unwrap_model
 
 __all__ = ["HEARModel", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]

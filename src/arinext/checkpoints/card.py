@@ -41,7 +41,7 @@ CARD_NAME = "README.md"
 #: First line of the body of every card arinext writes; a README without it is the user's own.
 CARD_MARKER = "<!-- model card written by arinext; edits are lost when arinext writes it again -->"
 PAPER = "https://arxiv.org/abs/2404.13551"
-#: The frame-level head's description, next to ``config.json`` when one was fitted (:mod:`arinext.deploy.framehead`).
+#: The frame-level head's description, next to ``config.json`` when one was fitted (:mod:`arinext.inference.framehead`).
 FRAME_HEAD_CONFIG = "frame_head.json"
 
 

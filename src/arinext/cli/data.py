@@ -143,7 +143,7 @@ def run_instruments(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from ..apps.builders.events import build_events
+    from ..apps.builders.event_mixtures import build_events
 
     snr = args.snr_db[0] if len(args.snr_db) == 1 else (args.snr_db[0], args.snr_db[1])
     result = build_events(

@@ -1,7 +1,7 @@
 """``arinext export``: a checkpoint to ONNX or TorchScript (always the full deploy fold), optionally int8.
 
 ``--quantize int8`` also writes ``<out stem>.int8.onnx`` (static by default: calibrated on training
-clips of ``--calib-data``; see :mod:`arinext.deploy.quantize` for the recipe) and always checks it
+clips of ``--calib-data``; see :mod:`arinext.export.quantize` for the recipe) and always checks it
 against the fp32 file on clips not used for calibration: the ``--eval-subset`` of ``--eval-data``, or
 else up to ``--check-clips`` other training clips of ``--calib-data``. Labels are matched to the
 checkpoint's by name. It prints top-1 agreement, both accuracies and whether the file is portable
@@ -108,7 +108,7 @@ def clip_loader(
 
 
 def _int8(args: argparse.Namespace, model: nn.Module, fp32: Path, frontend: FrontendConfig, labels: Any) -> int:
-    from ..deploy.quantize import (
+    from ..export.quantize import (
         Int8Refused,
         check_int8,
         enforce_int8,
@@ -117,7 +117,7 @@ def _int8(args: argparse.Namespace, model: nn.Module, fp32: Path, frontend: Fron
         quantize_model,
         spread_split,
     )
-    from ..deploy.runtime import onnx_session
+    from ..export.runtime import onnx_session
 
     int8 = fp32.with_name(fp32.stem + ".int8.onnx")
     calibration = check = None
@@ -190,14 +190,14 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.min_agreement <= 1.0:
         raise CLIError(f"--min-agreement must be between 0 and 1, got {args.min_agreement}")
     from ..checkpoints import load, model_frontend, model_labels
-    from ..deploy.torchscript import export_torchscript
+    from ..export.torchscript import export_torchscript
 
     model = load(args.checkpoint)
     frontend = model_frontend(model)
     if args.format == "torchscript":
         reports = [export_torchscript(model, args.out, check=args.check)]
     else:
-        from ..deploy.onnx import export_onnx
+        from ..export.onnx import export_onnx
 
         reports = [export_onnx(model, args.out, opset=args.opset, check=args.check)]
         if args.waveform:

@@ -5,7 +5,7 @@ A *form* is one way of running a registered model:
 * ``train``: the training-time graph in eval mode, eager, NCHW (for Slow-Fast: the model as published);
 * ``paper``: the paper's fusion, :func:`arinext.reparameterize_model` (multi-branch DW convs fused);
 * ``full``: ``reparameterize_model(m, fold="full")`` (every BN and in-block identity folded too);
-* ``fast``: :func:`arinext.deploy.optimize_for_inference` (full fold, kernel cropping, channels-last);
+* ``fast``: :func:`arinext.inference.optimize_for_inference` (full fold, kernel cropping, channels-last);
 * ``compiled``: ``fast`` wrapped in ``torch.compile``;
 * ``onnx``: the full fold exported with ``torch.onnx.export`` and run by ONNX Runtime (all graph
   optimisations on, as many intra-op threads as torch uses).
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ...audio.frontend import PRESETS, FrontendConfig
-from ...deploy.optimize import optimize_for_inference
+from ...inference.optimize import optimize_for_inference
 from ...layers.reparam import ReparamMultiKernelDWConv, randomize_batchnorm, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
@@ -105,9 +105,9 @@ def _split(candidate: str) -> tuple[str, str]:
 
 
 def onnx_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[torch.Tensor], Any]:
-    """Export ``model`` with :func:`arinext.deploy.onnx.export_onnx`; a callable running it in ONNX Runtime."""
-    from ...deploy.onnx import export_onnx
-    from ...deploy.runtime import onnx_logits, onnx_session
+    """Export ``model`` with :func:`arinext.export.onnx.export_onnx`; a callable running it in ONNX Runtime."""
+    from ...export.onnx import export_onnx
+    from ...export.runtime import onnx_logits, onnx_session
 
     path = os.path.join(tempfile.mkdtemp(prefix="arinext-bench-"), "model.onnx")
     export_onnx(model, path, frontend=FrontendConfig(num_frames=example.shape[2], n_mels=example.shape[3]), check=False)

@@ -6,7 +6,7 @@ Sets come from ``arinext data events`` (``DIR/audio/*.flac`` + ``DIR/events.tsv`
    backbone stays frozen), one label per timestamp (the event whose ``[onset, offset)`` holds it, else
    ``_background_``); a multinomial logistic regression (or one hidden layer) on standardised embeddings
    with ``context`` neighbours each side, full-batch L-BFGS with an L2 penalty;
-2. **choose** the L2 weight and the decoding parameters (:class:`~arinext.deploy.events.DecodeParams`) by
+2. **choose** the L2 weight and the decoding parameters (:class:`~arinext.inference.event_decoding.DecodeParams`) by
    event-based F1 on the mixtures of the *validation* speakers, then whether relabelling the events with
    the clip classifier (``relabel``) raises that F1;
 3. **report** (:func:`evaluate_events`) event-based metrics on the mixtures of the *test* speakers with
@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..deploy import AudioClassifier
-from ..deploy.events import DecodeParams, Event, FrameScores, decode_events
-from ..deploy.framehead import BACKGROUND, FrameHead, stack_context
+from ..inference import AudioClassifier
+from ..inference.event_decoding import DecodeParams, Event, FrameScores, decode_events
+from ..inference.framehead import BACKGROUND, FrameHead, stack_context
 from ..utils.optional import MissingExtraError
 from ..utils.progress import progress_bar
-from .builders.events import read_event_table
+from .builders.event_mixtures import read_event_table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # dcase_util's pkg_resources deprecation warning
@@ -236,7 +236,7 @@ def fit_frame_head(
     seed: int = 0,
     progress: bool | None = False,
 ) -> FrameHead:
-    """Fit a :class:`~arinext.deploy.framehead.FrameHead` for ``clf`` (see the module docstring).
+    """Fit a :class:`~arinext.inference.framehead.FrameHead` for ``clf`` (see the module docstring).
 
     The returned head carries the fingerprint of ``clf``'s weights, the decoding parameters and L2 weight
     chosen on ``validation``, and ``info`` with the validation metrics and the sets used; it is not

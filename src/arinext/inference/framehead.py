@@ -5,7 +5,7 @@ A clip classifier trained on one-second crops has no "nothing here" class and it
 events"). A :class:`FrameHead` is a small classifier on the model's timestamp embeddings (frozen
 backbone): the embeddings at ``t - context*hop ... t + context*hop`` are concatenated, standardised and
 mapped by a linear layer (or one hidden layer) to the model's classes plus ``_background_``. It is fitted
-by :func:`arinext.apps.events.fit_frame_head` on generated mixtures (``arinext data events``) and stored
+by :func:`arinext.apps.event_detection.fit_frame_head` on generated mixtures (``arinext data events``) and stored
 next to the checkpoint it was fitted on::
 
     my-model/frame_head.json          labels, stages, hop, context, model fingerprint, decoding parameters
@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..checkpoints.card import FRAME_HEAD_CONFIG
-from .events import DecodeParams
+from .event_decoding import DecodeParams
 
 __all__ = ["BACKGROUND", "FRAME_HEAD_CONFIG", "FRAME_HEAD_WEIGHTS", "FrameHead", "find_frame_head", "weights_fingerprint"]
 
@@ -66,7 +66,7 @@ class FrameHead(nn.Module):
     Args:
         labels: the event classes, in the classifier's label order (the background class is added).
         in_features: width of one timestamp embedding.
-        stages: the model stages the embeddings come from (as :class:`~arinext.deploy.embeddings.FeatureTaps` takes).
+        stages: the model stages the embeddings come from (as :class:`~arinext.inference.embeddings.FeatureTaps` takes).
         hop_ms: spacing of the embeddings the head was fitted on.
         context: neighbours on each side concatenated to each embedding.
         hidden: width of a hidden ReLU layer; 0 = a linear head.

@@ -215,7 +215,7 @@ def quantize_onnx(
     dynamic (or per-tensor) int8 file of a trained model needs.
 
     Args:
-        fp32_path: a float ONNX file (from :func:`~arinext.deploy.onnx.export_onnx`).
+        fp32_path: a float ONNX file (from :func:`~arinext.export.onnx.export_onnx`).
         int8_path: where to write the int8 model; the ``arinext.*`` metadata is carried over and
             ``arinext.quantization`` names the mode and recipe.
         mode: ``"dynamic"`` or ``"static"`` (see the module docstring).
@@ -277,7 +277,7 @@ def quantize_model(
 ) -> QuantizeReport:
     """int8 ONNX file of ``model`` with both fixes: dead channels neutralized on a copy, then the recipe.
 
-    The model itself is not changed; export its fp32 file separately (:func:`~arinext.deploy.onnx.export_onnx`)
+    The model itself is not changed; export its fp32 file separately (:func:`~arinext.export.onnx.export_onnx`)
     so that the float file stays exact. ``neutralize=False`` and ``reduce_range=False`` reproduce the old,
     fragile recipe (for tests and benchmarks).
 
@@ -287,7 +287,7 @@ def quantize_model(
             them; dynamic int8 does not, and :func:`check_int8` shows it).
         int8_path: the ``.int8.onnx`` file to write.
         mode, calibration: as for :func:`quantize_onnx`.
-        frontend, labels, opset: stored with the file, as for :func:`~arinext.deploy.onnx.export_onnx`.
+        frontend, labels, opset: stored with the file, as for :func:`~arinext.export.onnx.export_onnx`.
         recipe: ``per_channel`` / ``reduce_range`` overrides passed to :func:`quantize_onnx`.
     """
     from .onnx import export_onnx  # same package: ONNX export needs the same extra

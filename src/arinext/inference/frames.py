@@ -1,14 +1,14 @@
-"""Frame-level scores and embeddings over audio of any length, for :class:`~arinext.deploy.AudioClassifier`.
+"""Frame-level scores and embeddings over audio of any length, for :class:`~arinext.inference.AudioClassifier`.
 
 A file is read block by block (``soundfile``), resampled with one ``soxr.ResampleStream`` and fed to
-:meth:`FeatureTaps.stream_columns <arinext.deploy.embeddings.FeatureTaps.stream_columns>`, so memory is
+:meth:`FeatureTaps.stream_columns <arinext.inference.embeddings.FeatureTaps.stream_columns>`, so memory is
 bounded by the block size and by the (small) column maps, not by the length of the file; arrays are used
 as they are. Both give the numbers of one pass over the whole spectrogram up to float rounding at block
 boundaries (``tests/test_frames.py``).
 
 Frame-level scores come from one of two heads:
 
-* ``"frame"``: a :class:`~arinext.deploy.framehead.FrameHead` fitted on the model's timestamp embeddings
+* ``"frame"``: a :class:`~arinext.inference.framehead.FrameHead` fitted on the model's timestamp embeddings
   (with a background class), stored with the checkpoint;
 * ``"clip"``: the classifier's own linear head applied to every column of the last feature map, the
   columns interpolated onto the time grid first (PANNs' frame-wise output). Because the head is linear and
@@ -28,7 +28,7 @@ import torch
 
 from .embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
 from ..audio.io import audio_info, load_audio
-from .events import Event, FrameScores
+from .event_decoding import Event, FrameScores
 from .stream import read_blocks
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ mean score, so that one event is never split between two labels. A grid point ``
 ``[t_i - hop/2, t_i + hop/2)``; an event's score is the mean score of its class over the event.
 
 ``DecodeParams.relabel`` asks for a second opinion on each event's label from the clip classifier itself
-(:meth:`arinext.deploy.AudioClassifier.events`, which has the audio): the events found here keep their
+(:meth:`arinext.inference.AudioClassifier.events`, which has the audio): the events found here keep their
 onset and offset.
 """
 
@@ -91,7 +91,7 @@ class DecodeParams:
     """Parameters of :func:`decode_events` (see the module docstring); ``low=None`` means ``low = threshold``.
 
     ``relabel`` is not used by :func:`decode_events`: :meth:`AudioClassifier.events
-    <arinext.deploy.AudioClassifier.events>` then relabels the events with the clip classifier.
+    <arinext.inference.AudioClassifier.events>` then relabels the events with the clip classifier.
     """
 
     threshold: float = 0.5

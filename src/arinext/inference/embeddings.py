@@ -21,7 +21,7 @@ the taps, with the time stride measured once on a probe input.
 Audio longer than ``block_seconds`` runs block by block over the spectrogram, with ``context_seconds`` of
 spectrogram on each side of a block (blocks start on the grid of the coarsest stride), so memory stays
 bounded and the columns equal those of one pass up to float rounding. Audio shorter than the front end's
-training crop is edge-padded to ``num_frames`` frames, as :class:`~arinext.deploy.AudioClassifier` does.
+training crop is edge-padded to ``num_frames`` frames, as :class:`~arinext.inference.AudioClassifier` does.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ shorter than one window therefore gives one window. With ``N`` samples the count
 short last window is padded by repeating its last frame (as for short clips in training).
 
 Speed: complete windows that start on the STFT's hop grid (the defaults do) share one STFT per block
-(:func:`~arinext.deploy.window_features.window_logmels`, bit-identical to one ``LogMel`` per window), and
+(:func:`~arinext.inference.window_features.window_logmels`, bit-identical to one ``LogMel`` per window), and
 :func:`scan` runs 32 windows per forward pass by default. Batching changes results only by float rounding
 (about 1e-7 on probabilities: the math kernels block their sums differently for other batch sizes);
 ``batch_size=1`` gives exactly the streaming numbers.
@@ -48,7 +48,7 @@ _FEATURE_VALUES = 1 << 24  # most float32 magnitudes (about 64 MiB) held at once
 
 
 class WindowScorer(Protocol):
-    """What the sliding-window code needs from a classifier (:class:`~arinext.deploy.AudioClassifier` is one)."""
+    """What the sliding-window code needs from a classifier (:class:`~arinext.inference.AudioClassifier` is one)."""
 
     labels: list[str]
     frontend_config: FrontendConfig
@@ -72,7 +72,7 @@ class AudioStream:
     """Classify audio that arrives in chunks: one prediction per hop, as soon as its window is complete.
 
     Args:
-        classifier: the classifier to run (an :class:`~arinext.deploy.AudioClassifier`).
+        classifier: the classifier to run (an :class:`~arinext.inference.AudioClassifier`).
         window: window length in seconds; default the front end's training crop (``clip_seconds``).
         hop: hop in seconds, ``0 < hop <= window``; default half the window.
         sampling_rate: rate of the pushed samples; default the model's rate. Other rates are
@@ -267,7 +267,7 @@ def scan(
     """Slide ``classifier`` over audio of any length with bounded memory.
 
     Args:
-        classifier: an :class:`~arinext.deploy.AudioClassifier` (any :class:`WindowScorer`).
+        classifier: an :class:`~arinext.inference.AudioClassifier` (any :class:`WindowScorer`).
         source: a file path or file bytes (read in blocks), or a 1-D array with ``sampling_rate``
             (or a ``{"array", "sampling_rate"}`` dict).
         window, hop: seconds; defaults: the front end's crop and half of it (see :class:`AudioStream`).
@@ -280,7 +280,7 @@ def scan(
         progress: a bar over the file: ``None`` on a terminal only, ``True`` always, ``False`` never.
 
     Returns:
-        a :class:`~arinext.deploy.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
+        a :class:`~arinext.inference.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
     """
     if aggregate not in ("mean", "max"):
         raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")

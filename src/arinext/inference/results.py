@@ -58,7 +58,7 @@ class WindowPrediction:
 
 @dataclass
 class ScanResult:
-    """What :func:`arinext.deploy.scan` returns.
+    """What :func:`arinext.inference.scan` returns.
 
     Attributes:
         windows: one :class:`WindowPrediction` per window, in time order.

@@ -16,7 +16,7 @@ global). For long recordings use :meth:`AudioClassifier.scan`, which reads the f
 Beyond labels: :meth:`~AudioClassifier.embed` (one vector per clip, the head's input),
 :meth:`~AudioClassifier.timestamp_embeddings` (one vector every 50 ms), :meth:`~AudioClassifier.framewise`
 (class scores on a time grid in seconds) and :meth:`~AudioClassifier.events` (``[Event(label, onset,
-offset, score)]``); these read files of any length block by block (:mod:`arinext.deploy.frames`).
+offset, score)]``); these read files of any length block by block (:mod:`arinext.inference.frames`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..checkpoints import load, model_frontend, model_labels
 from ..data.sampling import fit_frames
 from ..layers.reparam import reparameterize_model, unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
-from .events import DecodeParams, Event, FrameScores, decode_events
+from .event_decoding import DecodeParams, Event, FrameScores, decode_events
 from .framehead import FrameHead, find_frame_head, weights_fingerprint
 from .frames import (
     HeadChoice,
@@ -82,11 +82,11 @@ class AudioClassifier:
         labels: class names; default ``model.pretrained_cfg["labels"]``, else ``LABEL_0``, ``LABEL_1``, ...
         fuse: apply the full deploy fold (``reparameterize_model(model, fold="full")``); outputs are
             unchanged up to float rounding, latency is lower. Batches of more than one clip (and of scan
-            windows) on the CPU then run through :func:`~arinext.deploy.optimize_for_inference` of it
+            windows) on the CPU then run through :func:`~arinext.inference.optimize_for_inference` of it
             (channels-last, cropped kernels: the same function, about 2x faster on batches), built on first use.
         activation: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label) scores.
         device: where the model and the front end run.
-        frame_head: a :class:`~arinext.deploy.framehead.FrameHead` (or the directory holding one) for
+        frame_head: a :class:`~arinext.inference.framehead.FrameHead` (or the directory holding one) for
             :meth:`framewise` and :meth:`events`; it must have been fitted on this model's weights.
 
     Example:
@@ -260,13 +260,13 @@ class AudioClassifier:
     # -- long audio -----------------------------------------------------------------------------
 
     def stream(self, window: float | None = None, hop: float | None = None, **kwargs: Any) -> AudioStream:
-        """An :class:`~arinext.deploy.AudioStream` over this classifier (see there for arguments)."""
+        """An :class:`~arinext.inference.AudioStream` over this classifier (see there for arguments)."""
         return AudioStream(self, window=window, hop=hop, **kwargs)
 
     def scan(
         self, source: AudioInput, window: float | None = None, hop: float | None = None, **kwargs: Any
     ) -> ScanResult:
-        """Slide the model over audio of any length; see :func:`arinext.deploy.scan`."""
+        """Slide the model over audio of any length; see :func:`arinext.inference.scan`."""
         return scan(self, source, window=window, hop=hop, **kwargs)
 
     # -- embeddings and frame-level scores --------------------------------------------------------
@@ -282,7 +282,7 @@ class AudioClassifier:
         return head
 
     def feature_taps(self, stages: Sequence[int] = (-2, -1), block_seconds: float = 60.0) -> FeatureTaps:
-        """The :class:`~arinext.deploy.embeddings.FeatureTaps` of this classifier's model (cached)."""
+        """The :class:`~arinext.inference.embeddings.FeatureTaps` of this classifier's model (cached)."""
         key = (*stages, int(block_seconds * 1000))
         if key not in self._taps:
             self._taps[key] = FeatureTaps(self.model, self.frontend_config, stages, block_seconds=block_seconds)
@@ -316,7 +316,7 @@ class AudioClassifier:
         stages: Sequence[int] = (-2, -1),
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(times, embeddings)`` of one clip: times ``(M,)`` in seconds (``0, hop, ...`` up to the
-        duration) and embeddings ``(M, D)`` from the given stages (:mod:`arinext.deploy.embeddings`)."""
+        duration) and embeddings ``(M, D)`` from the given stages (:mod:`arinext.inference.embeddings`)."""
         taps = self.feature_taps(stages)
         cols, n = stream_columns(taps, audio_chunks(self, item, sampling_rate), taps.stage_ids)
         times = timestamp_grid_ms(n, self.sample_rate, hop * 1000.0)

@@ -1,9 +1,9 @@
-"""Deployment: the fused model as a classifier, over long files and live streams, and as exported files.
+"""Export: the fully fused model as a file (ONNX, TorchScript, int8 ONNX), checked against PyTorch.
 
-Core (no extra needed): :class:`AudioClassifier`, :func:`scan`, :class:`AudioStream`,
-:func:`optimize_for_inference`, TorchScript export. ONNX export and int8 quantization
-(:mod:`arinext.deploy.onnx`, :mod:`arinext.deploy.quantize`, :mod:`arinext.deploy.runtime`) need
-``pip install 'arinext[export]'``; their names are importable from here and load on first use.
+Core (no extra needed): TorchScript export (:mod:`.torchscript`), the waveform front end as convolutions
+(:mod:`.waveform`) and what every export shares (:mod:`.graph`). ONNX export, int8 quantization and ONNX
+Runtime sessions (:mod:`.onnx`, :mod:`.quantize`, :mod:`.runtime`) need ``pip install 'arinext[export]'``;
+their names are importable from here and load on first use.
 """
 
 from __future__ import annotations
@@ -11,11 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .classifier import AudioClassifier, AudioInput, output_classes
 from .graph import ExportReport, deploy_model
-from .optimize import AxisCroppedDWConv2d, ChannelsLast, crop_depthwise_kernels, optimize_for_inference
-from .results import Prediction, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
-from .stream import AudioStream, WindowScorer, read_blocks, scan, window_count
 from .torchscript import export_torchscript, load_torchscript
 from .waveform import ConvLogMel, WaveformClassifier
 
@@ -39,29 +35,12 @@ _LAZY = {
 }
 
 __all__ = [
-    "AudioClassifier",
-    "AudioInput",
-    "AudioStream",
-    "AxisCroppedDWConv2d",
-    "ChannelsLast",
     "ConvLogMel",
     "ExportReport",
-    "Prediction",
-    "ScanResult",
     "WaveformClassifier",
-    "WindowPrediction",
-    "WindowScorer",
-    "aggregate_probs",
-    "crop_depthwise_kernels",
     "deploy_model",
     "export_torchscript",
     "load_torchscript",
-    "optimize_for_inference",
-    "output_classes",
-    "read_blocks",
-    "scan",
-    "top_k_labels",
-    "window_count",
     *_LAZY,
 ]
 
