@@ -18,9 +18,9 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig
 from ..checkpoints import model_labels
+from ..layers.classifier import output_classes
 from ..layers.reparam import reparameterize_model, unwrap_model
 from ..version import __version__
-from ..inference.classifier import output_classes
 
 __all__ = ["ExportReport", "InputKind", "check_lengths", "deploy_model", "example_input", "export_metadata"]
 

@@ -7,7 +7,7 @@ the core install; writing model files (ONNX, TorchScript, int8) is :mod:`arinext
 
 from __future__ import annotations
 
-from .classifier import AudioClassifier, AudioInput, output_classes
+from .classifier import AudioClassifier, AudioInput
 from .optimize import AxisCroppedDWConv2d, ChannelsLast, crop_depthwise_kernels, optimize_for_inference
 from .results import Prediction, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .stream import AudioStream, WindowScorer, read_blocks, scan, window_count
@@ -25,7 +25,6 @@ __all__ = [
     "aggregate_probs",
     "crop_depthwise_kernels",
     "optimize_for_inference",
-    "output_classes",
     "read_blocks",
     "scan",
     "top_k_labels",

@@ -35,6 +35,7 @@ from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import check_waveform, load_audio, resample
 from ..checkpoints import load, model_frontend, model_labels
 from ..data.sampling import fit_frames
+from ..layers.classifier import output_classes
 from ..layers.reparam import reparameterize_model, unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
 from .event_decoding import DecodeParams, Event, FrameScores, decode_events
@@ -52,24 +53,12 @@ from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
-__all__ = ["AudioClassifier", "AudioInput", "output_classes"]
+__all__ = ["AudioClassifier", "AudioInput"]
 
 log = logging.getLogger(__name__)
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor, Mapping[str, Any]]
 Activation = Literal["softmax", "sigmoid"]
-
-
-def output_classes(model: nn.Module) -> int:
-    num_classes = getattr(getattr(model, "head", None), "num_classes", None)
-    if isinstance(num_classes, Mapping):
-        raise ValueError(
-            f"AudioClassifier needs a single-head model; this one has heads {sorted(num_classes)}: "
-            "call the model on LogMel features directly"
-        )
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"model has no classification head (num_classes={num_classes!r})")
-    return num_classes
 
 
 class AudioClassifier:

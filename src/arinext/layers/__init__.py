@@ -1,4 +1,4 @@
-from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses
+from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses, output_classes
 from .reparam import (
     BRANCH_PATHS,
     BranchPath,
@@ -27,6 +27,7 @@ __all__ = [
     "ReparamMultiKernelDWConv",
     "fold_state",
     "fuse_conv_bn",
+    "output_classes",
     "pad_kernel_to",
     "randomize_batchnorm",
     "reparameterize_model",
