@@ -44,8 +44,8 @@ from arinext.export import (
     quantize_onnx,
 )
 from arinext.inference import AudioClassifier
-from arinext.layers import randomize_batchnorm
 from arinext.utils.timing import time_interleaved
+from arinext.utils.modules import randomize_batchnorm
 
 log = logging.getLogger("deploy_latency")
 PRESET = "vggsound"

@@ -46,7 +46,7 @@ from arinext.checkpoints import load, model_frontend
 from arinext.export.onnx import export_onnx
 from arinext.export.quantize import check_int8, neutralize_dead_bn_channels, quantize_model
 from arinext.export.runtime import onnx_logits, onnx_session
-from arinext.layers import randomize_batchnorm
+from arinext.utils.modules import randomize_batchnorm
 from arinext.utils.timing import time_interleaved
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

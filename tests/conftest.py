@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import arinext.models  # noqa: F401  (registers every model)
-from arinext.layers.reparam import ConvNorm, ReparamMultiKernelDWConv, randomize_batchnorm
+from arinext.layers.reparam import ConvNorm, ReparamMultiKernelDWConv
+from arinext.utils.modules import randomize_batchnorm
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

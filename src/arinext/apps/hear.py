@@ -32,7 +32,8 @@ from torch import nn
 
 from ..checkpoints import load, model_frontend
 from ..inference.embeddings import FeatureTaps, timestamp_grid_ms
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..layers.reparam import reparameterize_model
+from ..utils.modules import unwrap_model
 
 __all__ = ["HEARModel", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 

@@ -30,12 +30,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..audio.frontend import FrontendConfig
-from ..layers.reparam import fold_state, reparameterize_model, unwrap_model
+from ..layers.reparam import fold_state, reparameterize_model
 from ..models import create_model
 from ..version import __version__
 from ..utils.provenance import current_command
 from .card import CARD_NAME, write_model_card
 from .training import load_state_strict
+from ..utils.modules import unwrap_model
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_pretrained_dir", "load_pretrained_dir", "save_pretrained"]
 

@@ -19,8 +19,9 @@ from torch import nn
 from ..audio.frontend import FrontendConfig
 from ..checkpoints import model_labels
 from ..layers.classifier import output_classes
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..layers.reparam import reparameterize_model
 from ..version import __version__
+from ..utils.modules import unwrap_model
 
 __all__ = ["ExportReport", "InputKind", "check_lengths", "deploy_model", "example_input", "export_metadata"]
 

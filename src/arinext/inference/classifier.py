@@ -36,7 +36,7 @@ from ..audio.io import check_waveform, load_audio, resample
 from ..checkpoints import load, model_frontend, model_labels
 from ..data.sampling import fit_frames
 from ..layers.classifier import output_classes
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..layers.reparam import reparameterize_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
 from .event_decoding import DecodeParams, Event, FrameScores, decode_events
 from .framehead import FrameHead, find_frame_head, weights_fingerprint
@@ -52,6 +52,7 @@ from .frames import (
 from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
+from ..utils.modules import unwrap_model
 
 __all__ = ["AudioClassifier", "AudioInput"]
 

@@ -8,10 +8,8 @@ from .reparam import (
     fold_state,
     fuse_conv_bn,
     pad_kernel_to,
-    randomize_batchnorm,
     reparameterize_model,
     set_branch_path,
-    unwrap_model,
 )
 
 __all__ = [
@@ -29,8 +27,6 @@ __all__ = [
     "fuse_conv_bn",
     "output_classes",
     "pad_kernel_to",
-    "randomize_batchnorm",
     "reparameterize_model",
     "set_branch_path",
-    "unwrap_model",
 ]

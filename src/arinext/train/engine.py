@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..layers.classifier import MultiHeadOutput
-from ..layers.reparam import unwrap_model
+from ..utils.modules import unwrap_model
 from ..utils.progress import progress_bar
 from .distributed import all_gather_cat, all_gather_list, all_reduce_sum
 from .tasks import EvalResult, Task

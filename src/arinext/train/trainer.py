@@ -42,9 +42,9 @@ from ..checkpoints import (
 from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
 from ..data import AudioClipDataset
 from ..data.waveforms import attach_waveform_cache
-from ..layers.reparam import unwrap_model
 from ..models import create_model
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from ..utils.modules import unwrap_model
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable
 from .distributed import DistInfo, barrier, init_distributed

@@ -34,12 +34,13 @@ from torch import nn
 
 from ...audio.frontend import PRESETS, FrontendConfig
 from ...inference.optimize import optimize_for_inference
-from ...layers.reparam import ReparamMultiKernelDWConv, randomize_batchnorm, reparameterize_model
+from ...layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
 from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
+from ...utils.modules import randomize_batchnorm
 
 __all__ = ["FORMS", "BenchConfig", "build_form", "default_sizes", "onnx_runner", "parse_size", "run_bench"]
 
