@@ -68,7 +68,7 @@ def _loadavg() -> str:
 
 def accuracy(model_dir: Path, work: Path, emulate: bool, variants: bool = False) -> dict[str, Any]:
     model = load(model_dir)
-    labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
+    labels, fe = arinext.models.metadata(model).labels, model_frontend(model)
     root = bundled_sample()
     x, y, _ = featurize_subset(root, labels, fe, "testing")  # targets in the model's label order, by name
     calib = list(featurize_subset(root, labels, fe, "training", limit=128)[0].split(16))  # as the demo

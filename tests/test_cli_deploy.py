@@ -83,7 +83,7 @@ def test_reparam_then_export_onnx_with_int8(ckpt, tmp_path, capsys) -> None:
     assert after < before
     assert float(out.rsplit(": ", 1)[1]) < 1e-4
     fused = arinext.load_pretrained(tmp_path / "fused")
-    assert fused.pretrained_cfg["fold"] == "full" and fused.pretrained_cfg["labels"] == LABELS
+    assert arinext.models.metadata(fused).fold == "full" and arinext.models.metadata(fused).labels == LABELS
 
     onnx_path = tmp_path / "m.onnx"
     for i in range(30):  # the int8 check needs labelled clips: 60 tones, named like the checkpoint's classes

@@ -92,7 +92,7 @@ def test_batch_independence(model) -> None:
 
 
 def model_path(model: hear.HEARModel) -> str:
-    return model.taps.model.pretrained_cfg["path"]
+    return arinext.models.metadata(model.taps.model).path
 
 
 def test_scene_embedding_is_the_classifier_heads_input(ckpt, model) -> None:

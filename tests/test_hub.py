@@ -182,7 +182,7 @@ def test_pytorch_model_hub_mixin(net, saved, tmp_path, monkeypatch) -> None:
         torch.testing.assert_close(arinext.load(tmp_path / "again")(X), net(X))  # arinext reads what the mixin wrote
     wrapped = ARINextModel.from_model(arinext.reparameterize_model(net, fold="full"))
     wrapped.save_pretrained(tmp_path / "fused")
-    assert arinext.load(tmp_path / "fused").pretrained_cfg["fold"] == "full"
+    assert arinext.models.metadata(arinext.load(tmp_path / "fused")).fold == "full"
 
     api = FakeApi()
     monkeypatch.setattr(hub.hub_mixin, "HfApi", lambda token=None: api)
@@ -192,7 +192,7 @@ def test_pytorch_model_hub_mixin(net, saved, tmp_path, monkeypatch) -> None:
 
 def test_from_pretrained_local_forms(saved) -> None:
     model = from_pretrained(saved)
-    assert model.pretrained_cfg["labels"] == LABELS and model.pretrained_cfg["card"]["license"] == "apache-2.0"
+    assert arinext.models.metadata(model).labels == LABELS and arinext.models.metadata(model).card["license"] == "apache-2.0"
 
 
 def test_export_writes_a_card_next_to_its_output(saved, tmp_path, capsys) -> None:

@@ -144,7 +144,7 @@ def kw10(tmp_path_factory):
     from arinext.checkpoints import load, model_frontend
 
     model = load(FIXTURE)
-    labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
+    labels, fe = arinext.models.metadata(model).labels, model_frontend(model)
     root = bundled_sample()
     x, y, _ = featurize_subset(root, labels, fe, "testing")  # labels by name: targets in the model's order
     calib = list(featurize_subset(root, labels, fe, "training", limit=128)[0].split(16))

@@ -136,8 +136,9 @@ def test_init_from_save_pretrained_directory(trained):
 def test_init_from_authors_checkpoint(official_dir):
     path = official_dir / "small_unmerged.pyth"
     official = arinext.load_official_checkpoint(path)
-    args = {k: v for k, v in official.model_args.items() if k != "num_classes"}
-    model = create_model(official.model_name, num_classes=3, **args)
+    info = arinext.models.metadata(official)
+    args = {k: v for k, v in info.args.items() if k != "num_classes"}
+    model = create_model(info.name, num_classes=3, **args)
     load_init_weights(model, str(path))
     ref = official.state_dict()
     for k, v in model.state_dict().items():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig
 from ..layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
-from ..models import create_model
+from ..models import create_model, metadata, set_metadata
 from .training import CheckpointError, load_state_strict, read_torch_file
 
 __all__ = ["OfficialCheckpointError", "convert_original_state_dict", "load_official_checkpoint"]
@@ -165,9 +166,9 @@ def load_official_checkpoint(
         ckpt: the file's content when the caller has already read it.
 
     Returns:
-        The model in eval mode, with ``pretrained_cfg`` holding ``model``, ``model_args``, ``fold``,
-        ``frontend`` (from the cfg's ``AUDIO_DATA``), ``labels`` (``None``: the file has no class names)
-        and ``source`` (``"official"``).
+        The model in eval mode; its :class:`~arinext.models.ModelInfo` holds ``frontend`` (from the cfg's
+        ``AUDIO_DATA``), ``labels`` (``None``: the file has no class names), ``dataset`` and ``source``
+        (``"official"``).
     """
     path = Path(path)
     if ckpt is None:
@@ -207,17 +208,12 @@ def load_official_checkpoint(
         load_state_strict(model, own, path, f"the {form} form of {name!r}")
     if extra and has_branches and has_fused:
         _check_merge_consistency(sd, path)
-    model.pretrained_cfg = {  # type: ignore[assignment]
-        "model": name,
-        "model_args": model.model_args,  # type: ignore[attr-defined]
-        "fold": "paper" if form == "fused" else None,
-        "labels": None,
-        "frontend": (fe.to_dict() if (fe := _frontend_from_cfg(cfg or {})) else None),
-        "source": "official",
-        "path": str(path),
-        "dataset": (cfg or {}).get("TRAIN", {}).get("DATASET"),
-        "train_config": None,
-    }
+    fe = _frontend_from_cfg(cfg or {})
+    info = replace(
+        metadata(model), frontend=fe.to_dict() if fe else None, source="official", path=str(path),
+        dataset=(cfg or {}).get("TRAIN", {}).get("DATASET"),
+    )  # fmt: skip
+    set_metadata(model, info)
     log.info("loaded authors' checkpoint %s as %s form", path, form)
     return model.eval()
 

@@ -189,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if not 0.0 <= args.min_agreement <= 1.0:
         raise CLIError(f"--min-agreement must be between 0 and 1, got {args.min_agreement}")
-    from ..checkpoints import load, model_frontend, model_labels
+    from ..checkpoints import load, model_frontend
+    from ..models import metadata
     from ..export.torchscript import export_torchscript
 
     model = load(args.checkpoint)
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     written = [r.path for r in reports]
     code = 0
     if args.quantize:
-        code = _int8(args, model, args.out, frontend, model_labels(model))
+        code = _int8(args, model, args.out, frontend, metadata(model).labels)
         int8 = args.out.with_name(args.out.stem + ".int8.onnx")
         if int8.is_file():  # a refused file is removed
             written.append(int8)
@@ -226,13 +227,11 @@ def _write_card(model: Any, args: argparse.Namespace, written: list[Path]) -> Pa
     from ..utils.provenance import current_command
     from ..version import __version__
 
-    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    config = {
-        "model": cfg.get("model") or getattr(model, "model_name", "?"), "model_args": cfg.get("model_args") or {},
-        "fold": "full", "labels": cfg.get("labels"), "frontend": cfg.get("frontend"),
-        "train_config": cfg.get("train_config"), "arinext_version": __version__,
-        "card": {**(cfg.get("card") or {}), "command": current_command() or (cfg.get("card") or {}).get("command")},
-    }  # fmt: skip
+    from ..models import metadata
+
+    info = metadata(model)
+    command = current_command() or info.card.get("command")
+    config = {**info.to_config(), "fold": "full", "arinext_version": __version__, "card": {**info.card, "command": command}}
     inputs = {"onnx": "log-mel `(batch, 1, frames, mels)` -> logits", "torchscript": "log-mel -> logits (TorchScript)"}
     rows = [f"| `{p.name}` | {'waveform `(batch, samples)` -> logits' if '.waveform.' in p.name else inputs[args.format]}"
             f"{' (int8)' if '.int8.' in p.name else ''} |" for p in written]  # fmt: skip

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig
-from ..checkpoints import model_labels
 from ..layers.classifier import output_classes
 from ..layers.reparam import reparameterize_model
-from ..version import __version__
+from ..models.info import metadata
 from ..utils.modules import unwrap_model
+from ..version import __version__
 
 __all__ = ["ExportReport", "InputKind", "check_lengths", "deploy_model", "example_input", "export_metadata"]
 
@@ -57,11 +57,11 @@ def export_metadata(
     model: nn.Module, frontend: FrontendConfig, labels: Sequence[str] | None, input_kind: InputKind
 ) -> dict[str, str]:
     """The ``arinext.*`` key/value strings stored with an exported model."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
+    info = metadata(model)
     if labels is None:
-        labels = model_labels(model)  # type: ignore[assignment]
+        labels = info.labels  # type: ignore[assignment]
     return {
-        "arinext.model": str(cfg.get("model") or getattr(model, "model_name", "unknown")),
+        "arinext.model": str(info.name or "unknown"),
         "arinext.fold": "full",
         "arinext.labels": json.dumps(list(labels) if labels is not None else None),
         "arinext.frontend": json.dumps(frontend.to_dict()),

@@ -98,8 +98,8 @@ def export_onnx(
     Args:
         model: a classifier (training form or fused; it is fused again with ``fold="full"`` on a copy).
         path: output ``.onnx`` file.
-        frontend: the front end the model was trained with (default: ``model.pretrained_cfg``).
-        labels: class names stored as metadata (default: ``model.pretrained_cfg["labels"]``).
+        frontend: the front end the model was trained with (default: the one in its metadata).
+        labels: class names stored as metadata (default: those in the model's metadata).
         input_kind: ``"spectrogram"`` exports ``(B, 1, T, F)`` log-mel -> logits; ``"waveform"`` puts the
             log-mel front end in the graph, ``(B, N)`` samples at the front end's rate -> logits.
         opset: ONNX opset.

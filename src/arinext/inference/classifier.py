@@ -33,10 +33,12 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import check_waveform, load_audio, resample
-from ..checkpoints import load, model_frontend, model_labels
+from ..checkpoints import load, model_frontend
 from ..data.sampling import fit_frames
 from ..layers.classifier import output_classes
 from ..layers.reparam import reparameterize_model
+from ..models.info import metadata
+from ..utils.modules import unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
 from .event_decoding import DecodeParams, Event, FrameScores, decode_events
 from .framehead import FrameHead, find_frame_head, weights_fingerprint
@@ -52,7 +54,6 @@ from .frames import (
 from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
-from ..utils.modules import unwrap_model
 
 __all__ = ["AudioClassifier", "AudioInput"]
 
@@ -68,8 +69,8 @@ class AudioClassifier:
     Args:
         model: a model mapping ``(B, 1, T, F)`` log-mel to logits ``(B, C)``.
         frontend: its front end (a :class:`FrontendConfig`, a preset name or a dict); default:
-            ``model.pretrained_cfg["frontend"]``.
-        labels: class names; default ``model.pretrained_cfg["labels"]``, else ``LABEL_0``, ``LABEL_1``, ...
+            the one in the model's metadata (:func:`arinext.models.metadata`).
+        labels: class names; default those in the model's metadata, else ``LABEL_0``, ``LABEL_1``, ...
         fuse: apply the full deploy fold (``reparameterize_model(model, fold="full")``); outputs are
             unchanged up to float rounding, latency is lower. Batches of more than one clip (and of scan
             windows) on the CPU then run through :func:`~arinext.inference.optimize_for_inference` of it
@@ -101,7 +102,7 @@ class AudioClassifier:
         num_classes = output_classes(model)
         self.frontend_config = model_frontend(model, frontend)
         if labels is None:
-            labels = model_labels(model)  # type: ignore[assignment]
+            labels = metadata(model).labels  # type: ignore[assignment]
         self.labels: list[str] = [str(x) for x in labels] if labels else [f"LABEL_{i}" for i in range(num_classes)]
         if len(self.labels) != num_classes:
             raise ValueError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
@@ -373,8 +374,7 @@ class AudioClassifier:
         return DecodeParams(mode="exclusive" if self.activation == "softmax" else "independent")
 
     def __repr__(self) -> str:
-        cfg = getattr(self.model, "pretrained_cfg", None) or {}
-        name = cfg.get("model") or getattr(self.model, "model_name", "?")
+        name = metadata(self.model).name or "?"
         return (
             f"AudioClassifier(model={name!r}, classes={self.num_classes}, sample_rate={self.sample_rate}, "
             f"activation={self.activation!r})"

@@ -12,6 +12,8 @@ from typing import Any
 
 from torch import nn
 
+from .info import ModelInfo, set_metadata
+
 __all__ = ["create_model", "is_model", "list_models", "register_model"]
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
@@ -50,7 +52,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         known = ", ".join(list_models())
         raise ValueError(f"unknown model {name!r}; registered models: {known}")
     model = _model_entrypoints[name](**kwargs)
-    # Recorded so that save_pretrained() can rebuild the same architecture.
-    model.model_name = name  # type: ignore[assignment]
-    model.model_args = {k: v for k, v in kwargs.items() if k != "inference_mode"}  # type: ignore[assignment]
-    return model
+    # Recorded so that save_pretrained() can rebuild the same architecture (arinext.models.metadata reads it).
+    args = {k: v for k, v in kwargs.items() if k != "inference_mode"}
+    return set_metadata(model, ModelInfo(name=name, args=args))

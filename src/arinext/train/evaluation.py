@@ -28,8 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import load, model_labels
+from ..checkpoints import load
 from ..layers.reparam import fold_state, reparameterize_model
+from ..models import metadata
 from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
@@ -51,14 +52,15 @@ def _max_diff(a: Any, b: Any) -> float:
 def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> TrainConfig:
     """The recipe stored with ``model`` (or the defaults), with ``overrides``; evaluation stops on bad clips
     unless ``data.on_bad_clip=skip`` is given."""
-    stored = (getattr(model, "pretrained_cfg", None) or {}).get("train_config")
+    info = metadata(model)
+    stored = info.recipe
     values = dict(stored or {})
     if not stored:
-        values = {"model": model.pretrained_cfg["model"]}  # type: ignore[union-attr,index]
+        values = {"model": info.name}
     values = apply_overrides(values, ["data.on_bad_clip=error", *(overrides or [])])
     cfg = config_from_dict(values)
     if not cfg.data.root and cfg.data.dataset != "synthetic":
-        source = model.pretrained_cfg.get("path")  # type: ignore[union-attr]
+        source = info.path
         raise ValueError(
             f"{source}: the checkpoint stores no training recipe; pass --set data.dataset=NAME --set data.root=DIR"
         )
@@ -151,7 +153,7 @@ def evaluate_checkpoint(
             forms disagree on the probabilities by more than 1e-3 (a broken re-parameterization).
     """
     model = load(checkpoint)
-    labels = model_labels(model)
+    labels = metadata(model).labels
     if labels is None:
         raise ValueError(
             f"{checkpoint}: the checkpoint stores no class names, so its outputs cannot be matched to the data's "
@@ -162,7 +164,7 @@ def evaluate_checkpoint(
     subset = subset or cfg.data.test_subset
     model.to(info.device).eval()
     results, about = _evaluate_subset(model, cfg, labels, subset, info, progress, by)
-    run = {"checkpoint": str(checkpoint), "epoch": model.pretrained_cfg.get("epoch"), "dataset": cfg.data.dataset}  # type: ignore[union-attr]
+    run = {"checkpoint": str(checkpoint), "epoch": metadata(model).epoch, "dataset": cfg.data.dataset}
     extra = {**run, **about}
     if cfg.data.holdout and subset != "heldout":
         held, held_about = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)

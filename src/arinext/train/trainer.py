@@ -34,7 +34,6 @@ from ..checkpoints import (
     CheckpointError,
     load,
     load_checkpoint,
-    model_labels,
     resolve,
     save_checkpoint,
     save_pretrained,
@@ -42,7 +41,7 @@ from ..checkpoints import (
 from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
 from ..data import AudioClipDataset
 from ..data.waveforms import attach_waveform_cache
-from ..models import create_model
+from ..models import create_model, metadata
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
 from ..utils.modules import unwrap_model
 from .config import DataConfig, TrainConfig, default_num_workers
@@ -125,7 +124,7 @@ def load_init_weights(model: nn.Module, path: str, labels: Any = None) -> int:
         )
     # the head keeps the fresh initialisation it got when the model was built for this dataset
     model.load_state_dict(source, strict=False)
-    kept = _copy_head_rows(pretrained, model, model_labels(pretrained), labels)
+    kept = _copy_head_rows(pretrained, model, metadata(pretrained).labels, labels)
     _log.info("initialised %d tensors from %s (head re-initialised, %d classes kept by name)", len(source), path, kept)
     return len(source)
 
@@ -390,7 +389,7 @@ def _replan(cfg: TrainConfig, plan: EpochPlan, seconds: float, info: DistInfo, o
 def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
     model = load(out / "best.pt")  # keeps the training config, so `arinext eval RUN/pretrained` finds the data
     save_pretrained(model, out / "pretrained", labels=labels, frontend=frontend)
-    _log.info("exported the best model (epoch %d) to %s", model.pretrained_cfg["epoch"], out / "pretrained")
+    _log.info("exported the best model (epoch %d) to %s", metadata(model).epoch, out / "pretrained")
 
 
 def fit_folds(

@@ -38,9 +38,9 @@ from ...layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
 from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
+from ...utils.modules import randomize_batchnorm
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
-from ...utils.modules import randomize_batchnorm
 
 __all__ = ["FORMS", "BenchConfig", "build_form", "default_sizes", "onnx_runner", "parse_size", "run_bench"]
 
