@@ -12,7 +12,7 @@ from torch import nn
 from arinext import create_model
 from arinext.checkpoints.training import load_checkpoint
 from arinext.train.config import load_config
-from arinext.train.data import SyntheticSpectrograms
+from arinext.data.synthetic import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
 from arinext.train.report import EpochLogger, plot_curves
 from arinext.train.tasks import SingleLabelTask, make_task

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default="static",
         help="int8 mode: static (calibrated, ~3x faster than fp32) or dynamic (no calibration, slower than fp32)",
     )
-    q.add_argument("--dataset", default="folder", choices=list_datasets(), help="dataset layout of the data roots")
+    q.add_argument("--dataset", default="folder", choices=list_datasets(stored=True), help="dataset layout of the data roots")
     q.add_argument(
         "--calib-data",
         type=Path,

@@ -12,7 +12,7 @@ from .cache import FeatureCache
 from .clips import AudioClipDataset, BadClipReport, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
 from .records import SUBSETS, ClipRecord, DatasetNotFoundError, Manifest, build_manifest
-from .registry import dataset_preset, get_manifest, list_datasets
+from .registry import dataset_info, dataset_preset, get_manifest, list_datasets, register_dataset
 from .sampling import fit_frames, frame_crop, pad_waveform_edge, plan_crops
 from .vocab import NSYNTH_FAMILIES, SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
 
@@ -31,6 +31,7 @@ __all__ = [
     "clip_duration",
     "clip_features",
     "collate_clips",
+    "dataset_info",
     "dataset_preset",
     "fit_frames",
     "frame_crop",
@@ -40,4 +41,5 @@ __all__ = [
     "pad_waveform_edge",
     "plan_crops",
     "read_clip",
+    "register_dataset",
 ]

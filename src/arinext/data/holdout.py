@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import ClipRecord, Manifest
+from .records import SUBSETS, ClipRecord, Manifest
 
 __all__ = [
     "HOLDOUT_SUBSETS",
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: The subsets of a held-out split: the usual three (without the held-out source) and the source itself.
-HOLDOUT_SUBSETS = ("training", "validation", "testing", "heldout")
+HOLDOUT_SUBSETS = (*SUBSETS, "heldout")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def split_holdout(manifests: Mapping[str, Manifest], holdout: Holdout) -> Holdou
     Raises:
         ValueError: no clip has the column, or none has a held-out value (naming the values found).
     """
-    subsets = [s for s in ("training", "validation", "testing") if s in manifests]
+    subsets = [s for s in SUBSETS if s in manifests]
     records = [(s, r) for s in subsets for r in manifests[s].records]
     found = source_values((r for _, r in records), holdout.column)
     where = manifests[subsets[0]].source if subsets else "the dataset"

@@ -34,6 +34,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The split names of every dataset, recipe and builder (the one place they are spelled out).
 SUBSETS = ("training", "validation", "testing")
 
 #: An ``int`` class index; a tuple of indices (multi-label); or ``{"verb": v, "noun": n}`` (multi-head).

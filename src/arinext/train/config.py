@@ -28,6 +28,7 @@ import yaml
 
 from ..audio.waveaug import check_augment_spec
 from ..data.holdout import holdout_from_dict
+from ..data.records import SUBSETS
 from ..models import is_model, list_models
 from ..utils.cpu import usable_cpus
 
@@ -42,7 +43,6 @@ __all__ = [
     "load_config",
 ]
 
-SUBSETS = ("training", "validation", "testing")
 _BAD_CLIP_POLICIES = ("error", "skip")
 # Free-form mappings: their sub-keys are checked by the component that receives them.
 _OPEN_DICTS = {"model_args", "dataset_args", "frontend", "spec_augment_args", "augment", "holdout"}
@@ -53,8 +53,8 @@ class DataConfig:
     """Where the clips come from and how they are batched.
 
     Args:
-        dataset: a name from ``arinext.data.list_datasets()`` (``"vggsound"``, ``"folder"``, ``"csv"``, ...),
-            or ``"synthetic"`` for generated band-limited noise spectrograms (smoke tests, benchmarks).
+        dataset: a name from ``arinext.data.list_datasets()`` (``"vggsound"``, ``"folder"``, ``"csv"``, ...;
+            ``"synthetic"``: generated band-limited noise spectrograms for smoke tests and benchmarks, no root).
         root: dataset root directory (or the CSV file for ``"csv"``).
         preset: front-end preset from ``arinext.PRESETS``; ``None`` takes the dataset's default.
         frontend: fields of the preset to replace, e.g. ``{num_frames: 400, clip_seconds: 1.999}``.

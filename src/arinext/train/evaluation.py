@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load
+from ..data import dataset_info
 from ..layers.reparam import fold_state, reparameterize_model
 from ..models import metadata
 from .config import TrainConfig, apply_overrides, config_from_dict
@@ -59,7 +60,7 @@ def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> T
         values = {"model": info.name}
     values = apply_overrides(values, ["data.on_bad_clip=error", *(overrides or [])])
     cfg = config_from_dict(values)
-    if not cfg.data.root and cfg.data.dataset != "synthetic":
+    if not cfg.data.root and dataset_info(cfg.data.dataset).needs_root:
         source = info.path
         raise ValueError(
             f"{source}: the checkpoint stores no training recipe; pass --set data.dataset=NAME --set data.root=DIR"

@@ -39,7 +39,7 @@ from ..checkpoints import (
     save_pretrained,
 )
 from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
-from ..data import AudioClipDataset
+from ..data import AudioClipDataset, dataset_info
 from ..data.waveforms import attach_waveform_cache
 from ..models import create_model, metadata
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
@@ -210,7 +210,7 @@ def _preflight(cfg: TrainConfig) -> TrainConfig:
     cfg = cfg.with_absolute_paths()
     if cfg.init_from:
         resolve(cfg.init_from)  # raises naming what was found and what is accepted
-    if cfg.data.dataset != "synthetic" and not cfg.data.root:
+    if dataset_info(cfg.data.dataset).needs_root and not cfg.data.root:
         raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
     return cfg
 
