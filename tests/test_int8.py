@@ -26,6 +26,7 @@ from .conftest import REPO, SHARED, randomize_bn
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.export
 
+from arinext.export.int8 import export_int8
 from arinext.export.onnx import export_onnx
 from arinext.export.quantize import (
     MIN_CHECK_CLIPS,
@@ -106,6 +107,22 @@ def test_the_guard_refuses_a_broken_file_and_keeps_it_only_with_force(tiny, tmp_
     # too few clips to resolve the threshold
     result = check_int8(work / "m.onnx", good, check[:1])
     assert result.clips < MIN_CHECK_CLIPS and not result.passed and "only 20 clips" in (result.reason or "")
+
+
+def test_the_one_int8_workflow_calibrates_checks_and_refuses(tiny, tmp_path) -> None:
+    # export_int8 is what `arinext export --quantize int8` and the demo run
+    model, work, calib, check = tiny
+    fp32 = tmp_path / "m.onnx"
+    shutil.copy(work / "m.onnx", fp32)
+    kept = export_int8(model, fp32, calib, check, frontend=FE, min_agreement=0.8, latency_repeats=2)
+    assert kept.kept and kept.path == tmp_path / "m.int8.onnx" and kept.path.is_file() and kept.check.passed
+    assert kept.calibration_clips == 32 and set(kept.latency_ms) == {"fp32", "int8"} and kept.to_dict()["kept"]
+    # the default threshold fails this random model (90 % agreement): the file is removed, the fp32 file kept
+    refused = export_int8(model, fp32, calib, check, frontend=FE, latency_repeats=0)
+    assert not refused.kept and not refused.path.exists() and fp32.is_file() and refused.latency_ms is None
+    assert refused.refusal.startswith("int8 refused: top-1 agreement with fp32") and refused.size_mb["int8"] > 0
+    forced = export_int8(model, fp32, calib, check, frontend=FE, force=True, latency_repeats=0)
+    assert forced.kept and forced.path.is_file() and not forced.check.passed
 
 
 def test_neutralize_dead_channels_gives_the_fold_small_kernels(tiny) -> None:
