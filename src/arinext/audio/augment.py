@@ -1,4 +1,4 @@
-"""Training-time augmentation as ``nn.Module``s: SpecAugment, mixup and background-noise mixing.
+"""Training-time augmentation as ``nn.Module``s: SpecAugment and background-noise mixing.
 
 Every module acts only in training mode (``module.train()``) and returns its input unchanged in
 eval mode. Randomness comes from a ``torch.Generator``: the module's own (seeded at construction)
@@ -30,7 +30,7 @@ from torch import nn
 
 from .io import AudioDecodeError, load_audio
 
-__all__ = ["BackgroundNoise", "Mixup", "SpecAugment", "mask_axis", "time_warp"]
+__all__ = ["BackgroundNoise", "SpecAugment", "mask_axis", "time_warp"]
 
 log = logging.getLogger(__name__)
 
@@ -151,38 +151,6 @@ class SpecAugment(nn.Module):
             f"time_warp={self.time_warp}, freq_mask={self.freq_mask}x{self.num_freq_masks}, "
             f"time_mask={self.time_mask}x{self.num_time_masks}"
         )
-
-
-class Mixup(nn.Module):
-    """Batch mixup (Zhang et al. 2018): ``x = l*x_i + (1-l)*x_j``, targets mixed the same way.
-
-    Not part of the paper's recipe; an option for small keyword datasets.
-
-    Args:
-        num_classes: classes, to one-hot integer targets.
-        alpha: Beta(alpha, alpha) concentration of the mixing weight.
-        seed: seed of the module's generator.
-
-    ``forward(inputs (B, ...), targets (B,) int or (B, C) float)`` returns ``(inputs, targets (B, C))``;
-    in eval mode the inputs are returned unchanged and targets are only converted to ``(B, C)``.
-    """
-
-    def __init__(self, num_classes: int, alpha: float = 0.2, seed: int = 0) -> None:
-        super().__init__()
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        self.num_classes, self.alpha = num_classes, alpha
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if targets.dim() == 1:
-            targets = nn.functional.one_hot(targets.long(), self.num_classes).to(inputs.dtype)
-        if not self.training or inputs.shape[0] < 2:
-            return inputs, targets
-        # torch's Beta has no generator argument: seed a numpy draw from the module's generator.
-        lam = float(np.random.default_rng(_randrange(0, 2**31 - 1, self.generator)).beta(self.alpha, self.alpha))
-        perm = torch.randperm(inputs.shape[0], generator=self.generator).to(inputs.device)
-        return lam * inputs + (1 - lam) * inputs[perm], lam * targets + (1 - lam) * targets[perm]
 
 
 class BackgroundNoise(nn.Module):
