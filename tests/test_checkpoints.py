@@ -12,12 +12,12 @@ import arinext
 from arinext.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 from arinext.layers import fold_state
 
-from .conftest import randomize_bn
+from .conftest import tiny_model
 
 
 @pytest.mark.parametrize("fold", [None, "paper", "full"])
 def test_round_trip(tmp_path, fold):
-    model = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3)).eval()
+    model = tiny_model(3)
     if fold:
         model = arinext.reparameterize_model(model, fold=fold)
     labels = ["cat", "dog", "bird"]

@@ -8,20 +8,18 @@ import soundfile as sf
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
 from arinext.inference import AudioClassifier
 from arinext.inference.embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
 from arinext.inference.framehead import FRAME_HEAD_CONFIG, FrameHead, stack_context, weights_fingerprint
 
-from .conftest import randomize_bn
+from .conftest import FE_16K as FE
+from .conftest import tiny_model
 
-FE = FrontendConfig(sample_rate=16000, win_ms=25.0, hop_ms=10.0, num_frames=101, clip_seconds=1.0, n_fft=512, n_mels=64)
 LABELS = ["a", "b", "c"]
 
 
 def make_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), seed + 1).eval()
+    return tiny_model(3, bn_seed=seed + 1, seed=seed)
 
 
 @pytest.fixture(scope="module")

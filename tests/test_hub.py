@@ -18,7 +18,7 @@ from arinext.checkpoints.card import CARD_MARKER, render_model_card
 from arinext.checkpoints.hub import HUB_FILES, from_pretrained, is_repo_id
 from arinext.cli import main
 
-from .conftest import randomize_bn
+from .conftest import tiny_model
 
 FE = arinext.get_preset("speech_commands_v2", win_ms=25.0, hop_ms=10.0, n_mels=64, num_frames=101, clip_seconds=1.0)
 LABELS = ["yes", "no", "up"]
@@ -27,8 +27,7 @@ X = torch.randn(2, 1, 101, 64)
 
 @pytest.fixture()
 def net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 1).eval()
+    return tiny_model(3, bn_seed=1, seed=0)
 
 
 @pytest.fixture()

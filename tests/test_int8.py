@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
 from arinext.cli import main
 
-from .conftest import REPO, SHARED, randomize_bn
+from .conftest import FE_8K as FE
+from .conftest import REPO, SHARED, tiny_model
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.export
@@ -42,7 +42,6 @@ from arinext.export.quantize import (
 from arinext.export.runtime import onnx_logits, onnx_session
 
 FIXTURE = Path(os.environ.get("ARINEXT_SHARED", SHARED)) / "fixtures" / "int8-collapse-kw10"
-FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
 
 
 # ------------------------------------------------------------------------------------------ synthetic
@@ -53,10 +52,7 @@ def spectrogram(batch: int, seed: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A random 3-class model, its fp32 file, calibration batches and 60 labelled check clips."""
-    torch.manual_seed(0)
-    model = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 1).eval()
-    with torch.no_grad():
-        model.head.fc.weight.normal_(0, 0.3)
+    model = tiny_model(3, bn_seed=1, seed=0, head_std=0.3)
     work = tmp_path_factory.mktemp("tiny")
     export_onnx(model, work / "m.onnx", frontend=FE, labels=["a", "b", "c"], check=False)
     calib = [spectrogram(8, s) for s in range(4)]
@@ -90,7 +86,7 @@ def test_the_guard_refuses_a_broken_file_and_keeps_it_only_with_force(tiny, tmp_
     strict = check_int8(work / "m.onnx", good, check)
     assert strict.agreement == result.agreement < 0.97 and not strict.passed
     # a broken int8 file: another model's weights; the check must report the bad number and refuse it
-    other = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 7).eval()
+    other = tiny_model(3, bn_seed=7)
     bad = quantize_model(other, tmp_path / "bad.onnx", "static", calib, frontend=FE).path
     result = check_int8(work / "m.onnx", bad, check, source="synthetic clips", min_agreement=0.8)
     assert not result.passed and result.agreement < 0.8 and "agreement" in (result.reason or "")
@@ -126,8 +122,7 @@ def test_the_one_int8_workflow_calibrates_checks_and_refuses(tiny, tmp_path) -> 
 
 
 def test_neutralize_dead_channels_gives_the_fold_small_kernels(tiny) -> None:
-    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=3)
-    randomize_bn(model, 2).eval()
+    model = tiny_model(3, bn_seed=2)
     mixer = model.stages[0].blocks[0].mixer.freq_mixer
     with torch.no_grad():
         for branch in mixer.branches:

@@ -21,13 +21,7 @@ from arinext.train.trainer import fit_folds
 DEV = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(num_classes: int = 4) -> nn.Module:
