@@ -33,6 +33,7 @@ from ..train.config import DataConfig
 from ..train.data import holdout_split
 from ..train.evaluation import evaluate_checkpoint
 from ..utils.complexity import count_macs, count_params
+from ..utils.errors import ConfigError
 from ..utils.progress import progress_bar
 from ..utils.timing import time_interleaved
 
@@ -80,7 +81,7 @@ class DemoOptions:
             return {}
         column, sep, value = self.holdout.partition("=")
         if not sep or not column or not value:
-            raise ValueError(f"--holdout must look like COLUMN=VALUE (e.g. engine=flite), got {self.holdout!r}")
+            raise ConfigError(f"--holdout must look like COLUMN=VALUE (e.g. engine=flite), got {self.holdout!r}")
         return {"column": column, "values": [value]}
 
 

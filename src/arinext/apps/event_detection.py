@@ -34,6 +34,7 @@ import torch
 from ..inference import AudioClassifier
 from ..inference.event_decoding import DecodeParams, Event, FrameScores, decode_events
 from ..inference.framehead import BACKGROUND, FrameHead, stack_context
+from ..utils.errors import DataError, InputError, PathNotFoundError
 from ..utils.optional import MissingExtraError
 from ..utils.progress import progress_bar
 from .builders.event_mixtures import read_event_table
@@ -75,9 +76,11 @@ References = Mapping[str, Sequence[Mapping[str, Any]]]
 
 
 def _audio_files(root: Path) -> list[Path]:
+    if not (root / "audio").is_dir():
+        raise PathNotFoundError(f"{root}: no audio/ folder (build a set with `arinext data events`)")
     files = sorted(p for p in (root / "audio").iterdir() if p.suffix.lower() in (".wav", ".flac"))
     if not files:
-        raise FileNotFoundError(f"{root / 'audio'}: no .wav or .flac files (build a set with `arinext data events`)")
+        raise PathNotFoundError(f"{root / 'audio'}: no .wav or .flac files (build a set with `arinext data events`)")
     return files
 
 
@@ -194,7 +197,7 @@ def _frame_targets(times: np.ndarray, events: Sequence[Mapping[str, Any]], index
     y = np.full(len(times), len(index), dtype=np.int64)  # background
     for e in events:
         if e["event_label"] not in index:
-            raise ValueError(f"event label {e['event_label']!r} is not a class of the model ({sorted(index)})")
+            raise DataError(f"event label {e['event_label']!r} is not a class of the model ({sorted(index)})")
         y[(times >= e["onset"]) & (times < e["offset"])] = index[e["event_label"]]
     return y
 
@@ -246,7 +249,7 @@ def fit_frame_head(
     torch.manual_seed(seed)
     labels = list(clf.labels)
     if BACKGROUND in labels:
-        raise ValueError(f"the model already has a {BACKGROUND!r} class")
+        raise InputError(f"the model already has a {BACKGROUND!r} class")
     index = {name: i for i, name in enumerate(labels)}
     refs = {"train": read_event_table(train), "val": read_event_table(validation)}
     emb = {

@@ -33,6 +33,7 @@ from torch import nn
 from ..checkpoints import load, model_frontend
 from ..inference.embeddings import FeatureTaps, timestamp_grid_ms
 from ..layers.reparam import reparameterize_model
+from ..utils.errors import ConfigError, InputError
 from ..utils.modules import unwrap_model
 
 __all__ = ["HEARModel", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
@@ -67,7 +68,7 @@ class HEARModel(nn.Module):
         model = unwrap_model(model)
         fe = model_frontend(model, frontend)
         if fe.sample_rate not in HEAR_RATES:
-            raise ValueError(f"HEAR accepts sample rates {HEAR_RATES}; this model's front end runs at {fe.sample_rate} Hz")
+            raise InputError(f"HEAR accepts sample rates {HEAR_RATES}; this model's front end runs at {fe.sample_rate} Hz")
         self.taps = FeatureTaps(reparameterize_model(model, fold="full"), fe, stages, block_seconds=block_seconds)
         self.sample_rate = int(fe.sample_rate)
         self.scene_embedding_size = int(self.taps.scene_width)
@@ -85,9 +86,9 @@ class HEARModel(nn.Module):
     def _check(self, audio: torch.Tensor) -> torch.Tensor:
         if not isinstance(audio, torch.Tensor) or audio.dim() != 2:
             shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
-            raise ValueError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
+            raise InputError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
         if audio.shape[1] == 0:
-            raise ValueError("audio has no samples")
+            raise InputError("audio has no samples")
         return audio
 
     @torch.no_grad()
@@ -116,7 +117,7 @@ def load_model(model_file_path: str = "", **kwargs: Any) -> HEARModel:
     """HEAR ``load_model``: any arinext checkpoint (see :func:`arinext.checkpoints.load`); keyword arguments
     go to :class:`HEARModel` (``hop_ms``, ``stages``, ``frontend``, ...)."""
     if not model_file_path:
-        raise ValueError(
+        raise ConfigError(
             "arinext has no built-in weights: pass a checkpoint (hear-validator arinext.apps.hear --model PATH)"
         )
     return HEARModel(load(Path(model_file_path)), **kwargs)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError, DataError, InputError, PathNotFoundError
 from .io import AudioDecodeError, load_audio
 
 __all__ = ["BackgroundNoise", "SpecAugment", "mask_axis", "time_warp"]
@@ -125,7 +126,7 @@ class SpecAugment(nn.Module):
     ) -> None:
         super().__init__()
         if min(time_warp, freq_mask, time_mask, num_freq_masks, num_time_masks) < 0:
-            raise ValueError("SpecAugment parameters must be >= 0")
+            raise ConfigError("SpecAugment parameters must be >= 0")
         self.time_warp, self.freq_mask, self.time_mask = time_warp, freq_mask, time_mask
         self.num_freq_masks, self.num_time_masks = num_freq_masks, num_time_masks
         self.generator = torch.Generator().manual_seed(seed)
@@ -141,7 +142,7 @@ class SpecAugment(nn.Module):
         if not self.training:
             return spec
         if spec.dim() < 2:
-            raise ValueError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
+            raise InputError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
         g = generator if generator is not None else self.generator
         flat = spec.reshape(-1, *spec.shape[-2:])
         return torch.stack([self.augment_map(m, g) for m in flat]).reshape(spec.shape)
@@ -177,9 +178,9 @@ class BackgroundNoise(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
+            raise ConfigError(f"p must be in [0, 1], got {p}")
         if snr_db[0] > snr_db[1]:
-            raise ValueError(f"snr_db must be (low, high), got {snr_db}")
+            raise ConfigError(f"snr_db must be (low, high), got {snr_db}")
         self.noises = (
             self._load(noise, sample_rate)
             if isinstance(noise, (str, Path))
@@ -188,15 +189,17 @@ class BackgroundNoise(nn.Module):
         self.noises = [n for n in self.noises if n.numel() > 0 and float(n.pow(2).mean()) > 0]
         if not self.noises:
             where = noise if isinstance(noise, (str, Path)) else "the given arrays"
-            raise ValueError(f"no usable (non-silent, non-empty) noise in {where}")
+            raise DataError(f"no usable (non-silent, non-empty) noise in {where}")
         self.snr_db, self.p = snr_db, p
         self.generator = torch.Generator().manual_seed(seed)
 
     @staticmethod
     def _load(folder: str | Path, sample_rate: int) -> list[torch.Tensor]:
+        if not Path(folder).is_dir():
+            raise PathNotFoundError(f"{folder}: no such folder of background-noise recordings")
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".wav", ".flac"))
         if not files:
-            raise ValueError(f"no .wav or .flac noise files in {folder}")
+            raise DataError(f"no .wav or .flac noise files in {folder}")
         out = []
         for f in files:
             try:

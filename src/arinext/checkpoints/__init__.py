@@ -27,6 +27,7 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig, get_preset
 from ..models.info import metadata
+from ..utils.errors import PathNotFoundError
 from .card import CARD_NAME, render_model_card, write_model_card
 from .hub import from_pretrained, push_to_hub
 from .official import OfficialCheckpointError, convert_original_state_dict, load_official_checkpoint
@@ -93,7 +94,7 @@ def resolve(path: str | Path) -> tuple[Kind, Path]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory (expected {ACCEPTED})")
+        raise PathNotFoundError(f"{path}: no such file or directory (expected {ACCEPTED})")
     if path.is_file():
         return ("official" if path.suffix == ".pyth" else "training"), path
     if is_pretrained_dir(path):

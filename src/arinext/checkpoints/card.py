@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..utils.errors import InputError
 from ..utils.provenance import current_command
 
 __all__ = [
@@ -51,7 +52,7 @@ def _metric_rows(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for name, v in (metrics or {}).items():
         row = dict(v) if isinstance(v, Mapping) else {"value": v}
         if "value" not in row:
-            raise ValueError(f"metric {name!r} has no value")
+            raise InputError(f"metric {name!r} has no value")
         low = name.lower()
         default = "accuracy" if ("acc" in low or "top-1" in low or "top1" in low) else "f1" if "f1" in low else name
         row.setdefault("type", default)

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..layers.reparam import reparameterize_model
 from ..models import ModelInfo, create_model, metadata, set_metadata
+from ..utils.errors import InputError
 from ..utils.optional import MissingExtraError
 from .hub import download
 from .pretrained import save_pretrained
@@ -74,7 +75,7 @@ class ARINextModel(
         """Wrap an existing model (the labels, front end and card of its metadata travel with it)."""
         info = metadata(net)
         if info.name is None:
-            raise ValueError("model has no registered name: build it with arinext.create_model()")
+            raise InputError("model has no registered name: build it with arinext.create_model()")
         config = info.to_config()
         obj = cls(**{**config, "model_args": dict(info.args)})
         obj.net = net

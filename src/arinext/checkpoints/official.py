@@ -26,6 +26,7 @@ from torch import nn
 from ..audio.frontend import FrontendConfig
 from ..layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
 from ..models import create_model, metadata, set_metadata
+from ..utils.errors import ConfigError
 from .training import CheckpointError, load_state_strict, read_torch_file
 
 __all__ = ["OfficialCheckpointError", "convert_original_state_dict", "load_official_checkpoint"]
@@ -82,7 +83,7 @@ def convert_original_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
     for key, value in state.items():
         new = _map_key(key.removeprefix("module."))
         if new is None:
-            raise ValueError(f"unexpected key in original checkpoint: {key!r}")
+            raise CheckpointError(f"unexpected key in original checkpoint: {key!r}")
         out[new] = value
     return out
 
@@ -184,7 +185,7 @@ def load_official_checkpoint(
     if form == "auto":
         form = "training" if has_branches else "fused"
     if form not in ("training", "fused"):
-        raise ValueError(f"form must be 'auto', 'training' or 'fused', got {form!r}")
+        raise ConfigError(f"form must be 'auto', 'training' or 'fused', got {form!r}")
     if form == "training" and not has_branches:
         raise OfficialCheckpointError(f"{path}: holds only fused weights; load it with form='fused'")
     try:

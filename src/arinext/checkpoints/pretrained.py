@@ -32,11 +32,12 @@ from torch import nn
 from ..audio.frontend import FrontendConfig
 from ..layers.reparam import reparameterize_model
 from ..models import ModelInfo, create_model, metadata, set_metadata
+from ..utils.errors import InputError
 from ..utils.modules import unwrap_model
 from ..version import __version__
 from ..utils.provenance import current_command
 from .card import CARD_NAME, write_model_card
-from .training import load_state_strict
+from .training import CheckpointError, load_state_strict
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_pretrained_dir", "load_pretrained_dir", "save_pretrained"]
 
@@ -65,11 +66,11 @@ def _check_labels(labels: Labels | None, num_classes: Any) -> Any:
         if isinstance(num_classes, Mapping):
             for k, n in num_classes.items():
                 if len(out.get(k, [])) != n:
-                    raise ValueError(f"head {k!r} has {n} classes but {len(out.get(k, []))} labels were given")
+                    raise InputError(f"head {k!r} has {n} classes but {len(out.get(k, []))} labels were given")
         return out
     out_list = [str(x) for x in labels]
     if isinstance(num_classes, int) and len(out_list) != num_classes:
-        raise ValueError(f"model has {num_classes} classes but {len(out_list)} labels were given")
+        raise InputError(f"model has {num_classes} classes but {len(out_list)} labels were given")
     return out_list
 
 
@@ -105,7 +106,7 @@ def save_pretrained(
     info = metadata(model)
     arch = info.name
     if arch is None:
-        raise ValueError("model has no registered name: build it with arinext.create_model()")
+        raise InputError("model has no registered name: build it with arinext.create_model()")
     args = dict(info.args)
     num_classes = args.get("num_classes", getattr(getattr(model, "head", None), "num_classes", None))
     if labels is None:
@@ -152,14 +153,14 @@ def load_pretrained_dir(path: str | Path, map_location: str | torch.device = "cp
     try:
         config = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{cfg_path}: invalid JSON ({exc})") from exc
+        raise CheckpointError(f"{cfg_path}: invalid JSON ({exc})") from exc
     if not isinstance(config, dict):
-        raise ValueError(f"{cfg_path}: expected a JSON object")  # noqa: TRY004
+        raise CheckpointError(f"{cfg_path}: expected a JSON object")  # noqa: TRY004
     for key in ("model", "model_args", "fold"):
         if key not in config:
-            raise ValueError(f"{cfg_path}: missing key {key!r}")
+            raise CheckpointError(f"{cfg_path}: missing key {key!r}")
     if config.get("format_version", 1) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_path}: format_version {config['format_version']} is newer than this arinext")
+        raise CheckpointError(f"{cfg_path}: format_version {config['format_version']} is newer than this arinext")
     model = create_model(config["model"], **config["model_args"])
     if config["fold"] is not None:
         reparameterize_model(model, inplace=True, fold=config["fold"])

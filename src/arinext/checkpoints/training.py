@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..models import create_model, metadata, set_metadata
-from ..utils.errors import ArinextError
+from ..utils.errors import ArinextError, PathNotFoundError
 
 __all__ = [
     "CheckpointError",
@@ -47,7 +47,7 @@ class CheckpointError(ArinextError, ValueError):
 def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors naming the file; a pickle that needs code is refused."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+        raise PathNotFoundError(f"{path}: no such checkpoint file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

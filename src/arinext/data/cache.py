@@ -27,6 +27,7 @@ import numpy as np
 
 from ..audio.frontend import FrontendConfig
 from ..audio.io import AudioDecodeError
+from ..utils.errors import ConfigError
 from .records import ClipRecord, PadMode
 
 __all__ = ["FeatureCache"]
@@ -54,7 +55,7 @@ class FeatureCache:
         self, cache_dir: str | Path, frontend: FrontendConfig, pad_mode: PadMode = "frames", dtype: str = "float32"
     ) -> None:
         if dtype not in ("float32", "float16"):
-            raise ValueError(f"cache dtype must be float32 or float16, got {dtype!r}")
+            raise ConfigError(f"cache dtype must be float32 or float16, got {dtype!r}")
         tag = _digest([_FORMAT_VERSION, frontend.to_dict(), pad_mode, dtype])[:12]
         self.folder = Path(cache_dir) / f"logmel-{tag}"
         self.folder.mkdir(parents=True, exist_ok=True)

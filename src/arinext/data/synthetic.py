@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio.frontend import FrontendConfig
+from ..utils.errors import ConfigError
 from .records import SUBSETS
 
 __all__ = ["SyntheticSpectrograms", "synthetic_dataset"]
@@ -48,7 +49,7 @@ class SyntheticSpectrograms(Dataset):
         fold: int = 0,
     ) -> None:
         if num_classes < 2 or num_classes > n_mels:
-            raise ValueError(f"need 2 <= num_classes <= n_mels, got {num_classes} classes and {n_mels} mel bins")
+            raise ConfigError(f"need 2 <= num_classes <= n_mels, got {num_classes} classes and {n_mels} mel bins")
         self.num_classes, self.clips_per_class = num_classes, clips_per_class
         self.num_frames, self.n_mels, self.views, self.snr = num_frames, n_mels, views, snr
         self.seed = (seed * 1000 + fold) * 10 + (SUBSETS.index(subset) if subset in SUBSETS else 3)

@@ -38,6 +38,7 @@ from ..data.sampling import fit_frames
 from ..layers.classifier import output_classes
 from ..layers.reparam import reparameterize_model
 from ..models.info import metadata
+from ..utils.errors import ConfigError, InputError
 from ..utils.modules import unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
 from .event_decoding import DecodeParams, Event, FrameScores, decode_events
@@ -97,7 +98,7 @@ class AudioClassifier:
         frame_head: FrameHead | str | os.PathLike | None = None,
     ) -> None:
         if activation not in ("softmax", "sigmoid"):
-            raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+            raise ConfigError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
         model = unwrap_model(model)
         num_classes = output_classes(model)
         self.frontend_config = model_frontend(model, frontend)
@@ -105,7 +106,7 @@ class AudioClassifier:
             labels = metadata(model).labels  # type: ignore[assignment]
         self.labels: list[str] = [str(x) for x in labels] if labels else [f"LABEL_{i}" for i in range(num_classes)]
         if len(self.labels) != num_classes:
-            raise ValueError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
+            raise InputError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
         self.device = torch.device(device)
         #: SHA-256 of the weights as given (before fusing): what a frame head is checked against
         self.fingerprint = weights_fingerprint(model)
@@ -162,7 +163,7 @@ class AudioClassifier:
         """Decode/convert one clip to a float32 mono waveform at :attr:`sample_rate`."""
         if isinstance(item, Mapping):
             if "sampling_rate" not in item or not ({"array", "raw"} & set(item)):
-                raise ValueError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
+                raise InputError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
             return self.load(item["array"] if "array" in item else item["raw"], int(item["sampling_rate"]))
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             return load_audio(item, sample_rate=self.sample_rate)[0]
@@ -170,9 +171,9 @@ class AudioClassifier:
             item = item.detach().cpu().numpy()
         if isinstance(item, np.ndarray):
             if sampling_rate is None:
-                raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+                raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
             if item.ndim != 1:
-                raise ValueError(f"expected a 1-D waveform, got an array of shape {item.shape}")
+                raise InputError(f"expected a 1-D waveform, got an array of shape {item.shape}")
             x = check_waveform(np.asarray(item, dtype=np.float32))
             return resample(x, int(sampling_rate), self.sample_rate)
         raise TypeError(f"unsupported audio input of type {type(item).__name__}")
@@ -181,7 +182,7 @@ class AudioClassifier:
     def _as_batch(inputs: Any) -> tuple[list[Any], bool]:
         if isinstance(inputs, (list, tuple)):
             if not inputs:
-                raise ValueError("empty batch")
+                raise InputError("empty batch")
             return list(inputs), True
         if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 2:
             return list(inputs), True
@@ -327,13 +328,13 @@ class AudioClassifier:
                 frame hop for the clip head.
         """
         if head not in ("auto", "frame", "clip"):
-            raise ValueError(f"head must be 'auto', 'frame' or 'clip', got {head!r}")
+            raise ConfigError(f"head must be 'auto', 'frame' or 'clip', got {head!r}")
         use_frame = head == "frame" or (head == "auto" and self.frame_head is not None)
         chunks = audio_chunks(self, item, sampling_rate)
         if use_frame:
             fh = self.frame_head
             if fh is not None and hop is not None and abs(hop * 1000.0 - fh.hop_ms) > 1e-6:
-                raise ValueError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
+                raise ConfigError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
             return frame_head_scores(self, self.feature_taps(fh.stages if fh else (-2, -1)), chunks)
         step = self.frontend_config.hop_ms / 1000.0 if hop is None else float(hop)
         return clip_frame_scores(self, self.feature_taps(), chunks, step)
@@ -362,7 +363,7 @@ class AudioClassifier:
         events = decode_events(frames, p)
         if p.relabel and events:
             if item is None:
-                raise ValueError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
+                raise InputError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
             events = relabel_events(self, events, frames, window_reader(self, item, sampling_rate))
         return events
 

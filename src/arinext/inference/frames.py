@@ -26,6 +26,7 @@ import numpy as np
 import soxr
 import torch
 
+from ..utils.errors import ConfigError, InputError
 from .embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
 from ..audio.io import audio_info, load_audio
 from .event_decoding import Event, FrameScores
@@ -80,7 +81,7 @@ def clip_frame_scores(clf: AudioClassifier, taps: FeatureTaps, chunks: Iterator[
     """The classifier's head on every column of the last map, interpolated every ``hop`` seconds."""
     cols, n = stream_columns(taps, chunks, taps.scene_taps)
     if len(taps.scene_taps) != 1:
-        raise ValueError("frame-level clip scores need a model with one final feature map")
+        raise InputError("frame-level clip scores need a model with one final feature map")
     k = taps.scene_taps[0]
     times = timestamp_grid_ms(n, clf.sample_rate, hop * 1000.0)
     feats = interpolate_columns(cols[k], taps.column_ms(k), times)[0]
@@ -94,7 +95,7 @@ def frame_head_scores(clf: AudioClassifier, taps: FeatureTaps, chunks: Iterator[
     """The attached frame head on the timestamp embeddings, every ``head.hop_ms``; classifier label order."""
     head = clf.frame_head
     if head is None:
-        raise ValueError("no frame head is attached to this classifier (fit one with `arinext events fit`)")
+        raise ConfigError("no frame head is attached to this classifier (fit one with `arinext events fit`)")
     cols, n = stream_columns(taps, chunks, taps.stage_ids)
     times = timestamp_grid_ms(n, clf.sample_rate, head.hop_ms)
     emb = taps.timestamps_from_columns(cols, times)
@@ -141,7 +142,7 @@ def relabel_events(
     centred on the event (shifted by :data:`RELABEL_SHIFTS`); the score is the combined posterior. Onsets
     and offsets are kept. ``frames`` must be in ``clf.labels`` order."""
     if list(frames.labels) != list(clf.labels):
-        raise ValueError("frame scores must be in the classifier's label order to relabel")
+        raise InputError("frame scores must be in the classifier's label order to relabel")
     crop = clf.frontend_config.clip_seconds
     out = []
     for e in events:

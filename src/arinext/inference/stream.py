@@ -36,6 +36,7 @@ import torch
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import AudioDecodeError, check_waveform
+from ..utils.errors import ConfigError, InputError
 from ..utils.progress import progress_bar
 from .results import Aggregate, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .window_features import block_features_supported, window_logmels
@@ -105,9 +106,9 @@ class AudioStream:
         self.window_samples = int(round(window * sr))
         self.hop_samples = int(round(hop * sr))
         if self.window_samples < 1 or self.hop_samples < 1:
-            raise ValueError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
+            raise ConfigError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
         if self.hop_samples > self.window_samples:
-            raise ValueError(f"hop ({hop} s) must not be longer than the window ({window} s)")
+            raise ConfigError(f"hop ({hop} s) must not be longer than the window ({window} s)")
         self.window, self.hop = self.window_samples / sr, self.hop_samples / sr
         self.input_rate = sr if sampling_rate is None else int(sampling_rate)
         self.top_k = top_k
@@ -193,9 +194,9 @@ class AudioStream:
             chunk = chunk.detach().cpu().numpy()
         x = np.asarray(chunk, dtype=np.float32)
         if x.ndim != 1:
-            raise ValueError(f"push() takes 1-D mono chunks, got shape {x.shape}")
+            raise InputError(f"push() takes 1-D mono chunks, got shape {x.shape}")
         if x.size and not np.all(np.isfinite(x)):
-            raise ValueError("chunk contains NaN or Inf samples")
+            raise InputError("chunk contains NaN or Inf samples")
         if self._resampler is None:
             return x
         return np.asarray(self._resampler.resample_chunk(x, last=last), dtype=np.float32)
@@ -283,12 +284,12 @@ def scan(
         a :class:`~arinext.inference.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
     """
     if aggregate not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+        raise ConfigError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
     if isinstance(source, Mapping):
         source, sampling_rate = source["array"], int(source["sampling_rate"])
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sampling_rate is None:
-            raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+            raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
         x = check_waveform(np.asarray(source, dtype=np.float32).reshape(-1))
         step = max(1, int(block_seconds * sampling_rate))
         rate, frames, blocks = int(sampling_rate), x.size, (x[i : i + step] for i in range(0, x.size, step))

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.errors import ConfigError
 from ..utils.modules import unwrap_model
 
 __all__ = [
@@ -139,7 +140,7 @@ class ConvNorm(nn.Module):
     def reparameterize(self, fold: Fold = "paper") -> None:
         """Fold the BN into the conv when ``fold == "full"``; the paper's fold keeps it. Idempotent."""
         if fold not in _FOLDS:
-            raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+            raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
         if fold != "full" or self.bn is None:
             return
         kernel, bias = self.get_kernel_bias()
@@ -185,15 +186,15 @@ class ReparamMultiKernelDWConv(nn.Module):
         super().__init__()
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if not kernel_sizes:
-            raise ValueError("kernel_sizes must not be empty")
+            raise ConfigError("kernel_sizes must not be empty")
         if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"kernel sizes must be positive and odd, got {kernel_sizes}")
+            raise ConfigError(f"kernel sizes must be positive and odd, got {kernel_sizes}")
         if list(kernel_sizes) != sorted(kernel_sizes, reverse=True) or len(set(kernel_sizes)) != len(kernel_sizes):
-            raise ValueError(f"kernel sizes must be distinct and sorted largest first, got {kernel_sizes}")
+            raise ConfigError(f"kernel sizes must be distinct and sorted largest first, got {kernel_sizes}")
         if axis not in ("time", "freq"):
-            raise ValueError(f"axis must be 'time' or 'freq', got {axis!r}")
+            raise ConfigError(f"axis must be 'time' or 'freq', got {axis!r}")
         if branch_path not in BRANCH_PATHS:
-            raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {branch_path!r}")
+            raise ConfigError(f"branch_path must be one of {BRANCH_PATHS}, got {branch_path!r}")
         self.branch_path: BranchPath = branch_path
         self.channels = channels
         self.kernel_sizes = kernel_sizes
@@ -320,7 +321,7 @@ class ReparamMultiKernelDWConv(nn.Module):
         Idempotent: calling it again (with the same or a weaker fold) changes nothing.
         """
         if fold not in _FOLDS:
-            raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+            raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
         fold_identity = fold == "full" and self.identity and not self.identity_folded
         if self.reparam_conv is not None and not fold_identity:
             return
@@ -367,7 +368,7 @@ def set_branch_path(model: nn.Module, path: BranchPath) -> nn.Module:
     the fast default; see :data:`BRANCH_PATHS`. The results are equal up to float rounding. Returns ``model``.
     """
     if path not in BRANCH_PATHS:
-        raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {path!r}")
+        raise ConfigError(f"branch_path must be one of {BRANCH_PATHS}, got {path!r}")
     for m in model.modules():
         if isinstance(m, ReparamMultiKernelDWConv):
             m.branch_path = path
@@ -413,7 +414,7 @@ def reparameterize_model(model: nn.Module, inplace: bool = False, fold: Fold = "
         >>> fused = arinext.reparameterize_model(m, fold="full")
     """
     if fold not in _FOLDS:
-        raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+        raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
     model = unwrap_model(model)
     if not inplace:
         model = copy.deepcopy(model)

@@ -19,6 +19,7 @@ from torch.utils.data.distributed import DistributedSampler
 from ..audio.frontend import FrontendConfig, get_preset
 from ..data import Manifest, dataset_info
 from ..data.holdout import HOLDOUT_SUBSETS, HoldoutSplit, holdout_from_dict, split_holdout
+from ..utils.errors import ConfigError, DataError
 from .config import DataConfig, default_num_workers
 from .distributed import DistInfo
 
@@ -55,18 +56,18 @@ def check_trainable(train: DataBundle, val: DataBundle) -> None:
         return
     where = train.manifest.source
     if len(val.dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError(f"{where}: the {val.subset} subset has no clips; nothing to select the best epoch on")
+        raise DataError(f"{where}: the {val.subset} subset has no clips; nothing to select the best epoch on")
     labels, present = train.labels, train.manifest.present_labels()
     heads = labels if isinstance(labels, dict) else {"": labels}
     found = present if isinstance(present, dict) else {"": present}
     for head, names in heads.items():
         tag = f" (head {head!r})" if head else ""
         if len(names) < 2:
-            raise ValueError(f"{where}{tag}: {len(names)} class ({', '.join(names)}); a classifier needs at least two")
+            raise DataError(f"{where}{tag}: {len(names)} class ({', '.join(names)}); a classifier needs at least two")
         missing = [n for n in names if n not in set(found[head])]
         if missing:
             shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
-            raise ValueError(f"{where}{tag}: {len(missing)} class(es) have no {train.subset} clips: {shown}")
+            raise DataError(f"{where}{tag}: {len(missing)} class(es) have no {train.subset} clips: {shown}")
 
 
 def _frontend(data: DataConfig) -> FrontendConfig:
@@ -103,7 +104,7 @@ def _manifest(data: DataConfig, subset: str) -> Manifest:
     if data.holdout:
         return holdout_split(data).subsets[subset]
     if subset == "heldout":
-        raise ValueError("the 'heldout' subset needs data.holdout (a column and the value(s) to hold out)")
+        raise ConfigError("the 'heldout' subset needs data.holdout (a column and the value(s) to hold out)")
     return get_manifest(data.dataset, data.root, subset, **data.dataset_args)
 
 
@@ -125,16 +126,16 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
     if generator is not None:  # generated clips: no manifest, no files
         ds = generator(subset=subset, frontend=frontend, views=views, seed=seed, **kwargs)
         if labels is not None and list(labels) != list(ds.labels):
-            raise ValueError(f"{data.dataset} data has classes {ds.labels}, the model {list(labels)}")
+            raise DataError(f"{data.dataset} data has classes {ds.labels}, the model {list(labels)}")
         return DataBundle(ds, ds.labels, describe_labels(ds.labels), False, frontend, views, subset=subset)
 
     from ..data import AudioClipDataset
 
     if not data.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
     manifest = _manifest(data, subset)
     if not manifest.records:
-        raise ValueError(f"{manifest.source or data.root}: the {subset} subset of {data.dataset!r} has no clips")
+        raise DataError(f"{manifest.source or data.root}: the {subset} subset of {data.dataset!r} has no clips")
     if labels is not None:
         manifest = manifest.relabel(labels)
     spec_augment, noise = None, None
@@ -189,7 +190,7 @@ def build_loader(
     if num_workers is None:
         num_workers = default_num_workers()
     if batch_size % world:
-        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+        raise ConfigError(f"batch size {batch_size} is not divisible by the {world} processes")
     sampler = DistributedSampler(
         dataset, num_replicas=world, rank=dist_info.rank, shuffle=training, seed=seed, drop_last=False
     )

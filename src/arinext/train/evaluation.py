@@ -28,10 +28,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import load
+from ..checkpoints import CheckpointError, load
 from ..data import dataset_info
 from ..layers.reparam import fold_state, reparameterize_model
 from ..models import metadata
+from ..utils.errors import ConfigError, DataError
 from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
@@ -62,7 +63,7 @@ def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> T
     cfg = config_from_dict(values)
     if not cfg.data.root and dataset_info(cfg.data.dataset).needs_root:
         source = info.path
-        raise ValueError(
+        raise ConfigError(
             f"{source}: the checkpoint stores no training recipe; pass --set data.dataset=NAME --set data.root=DIR"
         )
     return cfg
@@ -73,12 +74,12 @@ def _by_source(bundle: Any, prediction: Any, column: str) -> dict[str, dict[str,
     from ..data.holdout import per_source_accuracy
 
     if not isinstance(prediction.scores, torch.Tensor) or prediction.targets.dim() != 1:
-        raise ValueError(f"--by {column}: per-source accuracy needs a single-label, single-head task")
+        raise ConfigError(f"--by {column}: per-source accuracy needs a single-label, single-head task")
     records = [bundle.manifest.records[int(i)] for i in prediction.indices]
     correct = (prediction.scores.argmax(-1) == prediction.targets).tolist()
     if all(r.value(column) is None for r in records):
         found = sorted({k for r in records for k, _ in r.meta})
-        raise ValueError(f"--by {column}: no clip has the metadata column {column!r}; columns found: {found}")
+        raise DataError(f"--by {column}: no clip has the metadata column {column!r}; columns found: {found}")
     return per_source_accuracy(records, correct, column)
 
 
@@ -156,7 +157,7 @@ def evaluate_checkpoint(
     model = load(checkpoint)
     labels = metadata(model).labels
     if labels is None:
-        raise ValueError(
+        raise CheckpointError(
             f"{checkpoint}: the checkpoint stores no class names, so its outputs cannot be matched to the data's "
             "classes; save it with arinext.save_pretrained(model, DIR, labels=[...]) first"
         )

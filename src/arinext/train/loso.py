@@ -24,6 +24,7 @@ from typing import Any
 
 from ..data.holdout import HOLDOUT_SUBSETS
 from ..data.records import SUBSETS
+from ..utils.errors import ConfigError, DataError
 from .config import TrainConfig
 from .data import holdout_split
 
@@ -39,13 +40,13 @@ def source_column_values(cfg: TrainConfig, column: str) -> list[str]:
 
     d = cfg.data
     if not d.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{d.dataset}")
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{d.dataset}")
     counts = source_values(
         (r for s in SUBSETS for r in get_manifest(d.dataset, d.root, s, **d.dataset_args).records),
         column,
     )
     if not counts:
-        raise ValueError(f"{d.root}: no clip has the metadata column {column!r}")
+        raise DataError(f"{d.root}: no clip has the metadata column {column!r}")
     return sorted(counts)
 
 

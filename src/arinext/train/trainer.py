@@ -43,6 +43,7 @@ from ..data import AudioClipDataset, dataset_info
 from ..data.waveforms import attach_waveform_cache
 from ..models import create_model, metadata
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from ..utils.errors import ConfigError
 from ..utils.modules import unwrap_model
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable
@@ -118,7 +119,7 @@ def load_init_weights(model: nn.Module, path: str, labels: Any = None) -> int:
     unexpected = sorted(set(source) - set(target))
     wrong = sorted(k for k in set(source) & set(target) if source[k].shape != target[k].shape)
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise CheckpointError(
             f"weights in {path!r} do not fit the model's backbone: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}"
         )
@@ -211,7 +212,7 @@ def _preflight(cfg: TrainConfig) -> TrainConfig:
     if cfg.init_from:
         resolve(cfg.init_from)  # raises naming what was found and what is accepted
     if dataset_info(cfg.data.dataset).needs_root and not cfg.data.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
     return cfg
 
 
@@ -250,7 +251,7 @@ def _validate(
         precise_bn(net, train_loader, cfg.precise_bn_batches, device, cfg.freezes_bn(), amp)
     summary = evaluate(net, val_loader, task, device, amp=amp, progress=progress, desc="val").summary
     if cfg.select_metric not in summary:
-        raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
+        raise ConfigError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
     return summary
 
 

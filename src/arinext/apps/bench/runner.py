@@ -38,6 +38,7 @@ from ...layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
 from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
+from ...utils.errors import ConfigError
 from ...utils.modules import randomize_batchnorm
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
@@ -63,7 +64,7 @@ def parse_size(spec: str) -> tuple[str, int, int]:
         return spec, cfg.num_frames, cfg.n_mels
     match = re.fullmatch(r"(\d+)x(\d+)", spec)
     if not match:
-        raise ValueError(f"bad input size {spec!r}: use a preset ({', '.join(sorted(PRESETS))}) or TxF like 512x128")
+        raise ConfigError(f"bad input size {spec!r}: use a preset ({', '.join(sorted(PRESETS))}) or TxF like 512x128")
     t, f = int(match.group(1)), int(match.group(2))
     return spec, t, f
 
@@ -101,7 +102,7 @@ def _split(candidate: str) -> tuple[str, str]:
     name, _, form = candidate.partition(":")
     form = form or "train"
     if form not in FORMS:
-        raise ValueError(f"unknown form {form!r} in {candidate!r}; choose from {', '.join(FORMS)}")
+        raise ConfigError(f"unknown form {form!r} in {candidate!r}; choose from {', '.join(FORMS)}")
     return name, form
 
 
@@ -132,7 +133,7 @@ def build_form(name: str, form: str, cfg: BenchConfig, example: torch.Tensor) ->
         plain = reparameterize_model(base, fold="full")
         return plain, (torch.compile(fast) if form == "compiled" else fast)
     if cfg.device != "cpu":
-        raise ValueError("the onnx form runs ONNX Runtime on CPU only")
+        raise ConfigError("the onnx form runs ONNX Runtime on CPU only")
     plain = reparameterize_model(base, fold="full")
     return plain, onnx_runner(plain, example, torch.get_num_threads())
 
@@ -166,7 +167,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     for cand in candidates:
         name, form = _split(cand)
         if form == "paper" and not _has_reparam(name, cfg):
-            raise ValueError(f"{cand}: model {name!r} has no re-parameterizable layers")
+            raise ConfigError(f"{cand}: model {name!r} has no re-parameterizable layers")
     result: dict[str, Any] = {"machine": _machine(), "config": _config_dict(cfg), "rows": []}
     if cfg.with_roofline:
         result["roofline"] = roofline(cfg.roofline_matmul, cfg.roofline_copy_mib, device=cfg.device)

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...utils.errors import DataError
 from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, csv_rows, require_root
 
 __all__ = ["epic_kitchens_100", "epic_sounds", "timestamp_to_seconds"]
@@ -47,7 +48,7 @@ def timestamp_to_seconds(stamp: str, where: str = "") -> float:
         h, m, s = stamp.strip().split(":")
         return int(h) * 3600 + int(m) * 60 + float(s)
     except ValueError:
-        raise ValueError(f"{where}: bad timestamp {stamp!r}, expected HH:MM:SS.fff") from None
+        raise DataError(f"{where}: bad timestamp {stamp!r}, expected HH:MM:SS.fff") from None
 
 
 def _segments(csv_path: Path, hdf5: Path, id_column: str, target_of: object) -> list[tuple[str, ClipRecord, str]]:
@@ -56,7 +57,7 @@ def _segments(csv_path: Path, hdf5: Path, id_column: str, target_of: object) -> 
         start = timestamp_to_seconds(row["start_timestamp"], where)
         end = timestamp_to_seconds(row["stop_timestamp"], where)
         if end <= start:
-            raise ValueError(f"{where}: stop {row['stop_timestamp']} is not after start {row['start_timestamp']}")
+            raise DataError(f"{where}: stop {row['stop_timestamp']} is not after start {row['start_timestamp']}")
         target = target_of(row, where)  # type: ignore[operator]
         rec = ClipRecord(str(hdf5), target, start=start, end=end, key=row["video_id"], group=row["video_id"])
         rows.append((where, rec, row[id_column]))

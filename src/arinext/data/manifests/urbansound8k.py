@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...utils.errors import ConfigError, DataError
 from ..records import ClipRecord, Manifest, build_manifest, check_subset, class_id, csv_rows, require_root
 
 __all__ = ["URBANSOUND8K_CLASSES", "urbansound8k"]
@@ -35,7 +36,7 @@ def urbansound8k(root: str | Path, subset: str, fold: int = 1) -> Manifest:
     """
     check_subset(subset)
     if fold not in range(1, 11):
-        raise ValueError(f"urbansound8k: fold must be 1..10, got {fold!r}")
+        raise ConfigError(f"urbansound8k: fold must be 1..10, got {fold!r}")
     csv_path = Path(root) / "metadata" / "UrbanSound8K.csv"
     require_root(root, "urbansound8k", "metadata/UrbanSound8K.csv", "audio",
                  hint="Expected metadata/UrbanSound8K.csv and audio/fold1..fold10/.")  # fmt: skip
@@ -46,7 +47,7 @@ def urbansound8k(root: str | Path, subset: str, fold: int = 1) -> Manifest:
             continue
         target = class_id(row["classID"], len(URBANSOUND8K_CLASSES), where)
         if row["class"] != URBANSOUND8K_CLASSES[target]:
-            raise ValueError(f"{where}: classID {target} is {URBANSOUND8K_CLASSES[target]!r}, not {row['class']!r}")
+            raise DataError(f"{where}: classID {target} is {URBANSOUND8K_CLASSES[target]!r}, not {row['class']!r}")
         path = Path(root) / "audio" / f"fold{row_fold}" / row["slice_file_name"]
         rows.append((where, ClipRecord(str(path), target, group=f"fold{row_fold}")))
     return build_manifest(rows, URBANSOUND8K_CLASSES, csv_path, pad_mode="waveform")

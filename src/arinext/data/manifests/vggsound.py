@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from ...utils.errors import DataError
 from ..records import ClipRecord, Manifest, build_manifest, check_subset, label_index, require_root
 
 __all__ = ["vggsound"]
@@ -54,7 +55,7 @@ def vggsound(
         table = [(f"{csv_path} row {n}", row) for n, row in enumerate(csv.reader(fh), start=1) if row]
     for where, row in table:
         if len(row) != 4 or row[3].strip() not in ("train", "test"):
-            raise ValueError(f"{where}: expected 'youtube_id,start_seconds,label,train|test', got {row}")
+            raise DataError(f"{where}: expected 'youtube_id,start_seconds,label,train|test', got {row}")
     labels = sorted({row[2].strip() for _, row in table})
     to_index = {name: i for i, name in enumerate(labels)}
     present = set(os.listdir(audio))
@@ -65,13 +66,13 @@ def vggsound(
         try:
             name = name_format.format(ytid=ytid, start=int(float(start)))
         except ValueError:
-            raise ValueError(f"{where}: start second {start!r} is not a number") from None
+            raise DataError(f"{where}: start second {start!r} is not a number") from None
         if name not in present:
             absent.append(f"{where}: {audio / name}")
             continue
         rows.append((where, ClipRecord(str(audio / name), label_index(to_index, label.strip(), where), group=ytid)))
     if absent and missing == "error":
-        raise ValueError(f"{len(absent)} clips listed in {csv_path} have no audio file, e.g. {absent[0]}")
+        raise DataError(f"{len(absent)} clips listed in {csv_path} have no audio file, e.g. {absent[0]}")
     if absent:
         log.warning("vggsound: %d of %d %s clips have no file in %s; left out (first: %s)",
                     len(absent), len(absent) + len(rows), split, audio, absent[0])  # fmt: skip
