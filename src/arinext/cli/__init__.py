@@ -124,9 +124,9 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 
 def _expected(exc: BaseException) -> bool:
-    """Errors that come from the user's input rather than from a bug."""
-    # ValueError and FileNotFoundError: raise sites not yet moved to an ArinextError subclass
-    return isinstance(exc, (ArinextError, ValueError, FileNotFoundError))
+    """Errors that come from the user's input rather than from a bug: exactly the :class:`ArinextError` ones
+    (any other exception, a plain ``ValueError`` included, is an internal error)."""
+    return isinstance(exc, ArinextError)
 
 
 def main(argv: list[str] | None = None) -> int:
