@@ -19,7 +19,7 @@ from torch import nn
 
 from arinext.apps.bench import BenchConfig, build_form
 from arinext.apps.bench.runner import onnx_runner
-from arinext.deploy import optimize_for_inference
+from arinext.inference import optimize_for_inference
 from arinext.layers import reparameterize_model
 from arinext.utils.complexity import count_macs
 from arinext.utils.timing import time_interleaved

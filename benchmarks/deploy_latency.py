@@ -8,7 +8,7 @@ Three parts, all in one process so that the numbers are comparable ratios on the
 2. ``scan``: real-time factor of ``AudioClassifier.scan`` on a generated long file (default 10 min).
 3. ``int8``: accuracy of fp32 vs int8 ONNX on a generated, separable task: tones and noise bands in
    the ``folder`` layout, ``audio_rep_inception_next_tiny`` trained for a short time on CPU, static
-   int8 (:func:`arinext.deploy.quantize_model`, the recipe of ``arinext export``) calibrated on training
+   int8 (:func:`arinext.export.quantize_model`, the recipe of ``arinext export``) calibrated on training
    clips, measured on the held-out testing subset.
 
 Usage::
@@ -35,8 +35,7 @@ import torch
 
 import arinext
 from arinext.data import AudioClipDataset, get_manifest, make_loader
-from arinext.deploy import (
-    AudioClassifier,
+from arinext.export import (
     compare_onnx_models,
     export_onnx,
     export_torchscript,
@@ -44,8 +43,9 @@ from arinext.deploy import (
     quantize_model,
     quantize_onnx,
 )
-from arinext.layers import randomize_batchnorm
+from arinext.inference import AudioClassifier
 from arinext.utils.timing import time_interleaved
+from arinext.utils.modules import randomize_batchnorm
 
 log = logging.getLogger("deploy_latency")
 PRESET = "vggsound"

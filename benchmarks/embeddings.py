@@ -28,7 +28,7 @@ import torch
 import arinext
 from arinext.apps import hear
 from arinext.apps.demo import DEMO_FRONTEND, bundled_sample
-from arinext.apps.events import fit_lbfgs
+from arinext.apps.event_detection import fit_lbfgs
 from arinext.audio.frontend import get_preset
 from arinext.data import get_manifest
 from arinext.utils.timing import time_interleaved

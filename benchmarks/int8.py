@@ -9,7 +9,7 @@ Two parts (BENCHMARKS.md, "int8: why it collapsed and the fix"):
     ``arinext demo``): the bundled sample's 130 test clips (unseen speakers, labels matched to the model's
     by name), the fp32 ONNX file of the unchanged model, and four int8 files, calibrated as the demo does
     (128 training clips): static and dynamic, each with the old recipe (8-bit weights, no dead-channel
-    fix) and the fixed one (:func:`arinext.deploy.quantize.quantize_model`). Each file is scored with
+    fix) and the fixed one (:func:`arinext.export.quantize.quantize_model`). Each file is scored with
     onnxruntime on this CPU and, with ``--emulate`` (needs ``qemu-x86_64``, apt package qemu-user), on
     qemu's EPYC-Rome CPU model (AVX2, no AVX-512, no VNNI) through ``benchmarks/ort_score.py``.
     Prints a Markdown table: top-1 / agreement with fp32 ONNX on this CPU, the same emulated, portable.
@@ -17,7 +17,7 @@ Two parts (BENCHMARKS.md, "int8: why it collapsed and the fix"):
 ``speed``
     The paper-size model (309 classes, random weights and BN statistics, full fold), input 1x512x128 and
     8x1x512x128: fp32 ONNX Runtime vs static int8 (old recipe and fixed), timed interleaved in this
-    process at 1 and 2 threads (``allow_spinning=0``, see :func:`arinext.deploy.onnx_session`).
+    process at 1 and 2 threads (``allow_spinning=0``, see :func:`arinext.export.onnx_session`).
 
 Usage::
 
@@ -43,10 +43,10 @@ import torch
 import arinext
 from arinext.apps.demo import bundled_sample, featurize_subset
 from arinext.checkpoints import load, model_frontend
-from arinext.deploy.onnx import export_onnx
-from arinext.deploy.quantize import check_int8, neutralize_dead_bn_channels, quantize_model
-from arinext.deploy.runtime import onnx_logits, onnx_session
-from arinext.layers import randomize_batchnorm
+from arinext.export.onnx import export_onnx
+from arinext.export.quantize import check_int8, neutralize_dead_bn_channels, quantize_model
+from arinext.export.runtime import onnx_logits, onnx_session
+from arinext.utils.modules import randomize_batchnorm
 from arinext.utils.timing import time_interleaved
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,7 +68,7 @@ def _loadavg() -> str:
 
 def accuracy(model_dir: Path, work: Path, emulate: bool, variants: bool = False) -> dict[str, Any]:
     model = load(model_dir)
-    labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
+    labels, fe = arinext.models.metadata(model).labels, model_frontend(model)
     root = bundled_sample()
     x, y, _ = featurize_subset(root, labels, fe, "testing")  # targets in the model's label order, by name
     calib = list(featurize_subset(root, labels, fe, "training", limit=128)[0].split(16))  # as the demo

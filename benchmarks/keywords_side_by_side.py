@@ -22,7 +22,7 @@ from arinext.apps.demo import DemoOptions, bundled_sample, featurize_subset, tra
 from arinext.audio.frontend import get_preset
 from arinext.checkpoints import load_pretrained
 from arinext.data.manifests.speech_commands import word_folders
-from arinext.deploy import optimize_for_inference
+from arinext.inference import optimize_for_inference
 from arinext.utils.timing import time_interleaved
 
 

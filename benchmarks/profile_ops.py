@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from arinext.apps.bench import BenchConfig, build_form
-from arinext.deploy import optimize_for_inference
+from arinext.inference import optimize_for_inference
 from arinext.layers import reparameterize_model
 
 

@@ -4,7 +4,7 @@ Each measurement runs in its own process (so its peak RSS is its own) and times 
 decoding and resampling included:
 
 - ``after``: ``arinext predict --model MODEL FILE`` exactly as a user runs it (block log-mels, 32 windows per
-  forward pass through the channels-last fused copy: :mod:`arinext.deploy.stream`);
+  forward pass through the channels-last fused copy: :mod:`arinext.inference.stream`);
 - ``before``: the same scan with one log-mel per window and one window per forward pass (``batch_size=1``,
   the block features switched off): what ``arinext predict`` did before.
 
@@ -66,8 +66,8 @@ def child(mode: str, model: str, wav: str) -> None:
         code = main(["predict", "--model", model, wav, "--json", "-q"])
         assert code == 0, code
     else:
-        import arinext.deploy.stream as stream
-        from arinext.deploy import AudioClassifier
+        import arinext.inference.stream as stream
+        from arinext.inference import AudioClassifier
 
         stream.block_features_supported = lambda *a: False  # one LogMel per window, as before
         AudioClassifier.from_pretrained(model).scan(wav, batch_size=1)

@@ -1,4 +1,4 @@
-"""SpecAugment (the original's draws and fill), time warp, mixup and background noise."""
+"""SpecAugment (the original's draws and fill), time warp and background noise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from arinext.audio.augment import BackgroundNoise, Mixup, SpecAugment, mask_axis, time_warp
+from arinext.audio.augment import BackgroundNoise, SpecAugment, mask_axis, time_warp
 
 from .test_data_fakes import write_audio
 
@@ -62,16 +62,6 @@ def test_spec_augment_training_only_and_seeded():
     assert torch.equal(SpecAugment()(x, generator=g1), SpecAugment(seed=5)(x, generator=g2))
     with pytest.raises(ValueError):
         SpecAugment(freq_mask=-1)
-
-
-def test_mixup():
-    m = Mixup(num_classes=4, alpha=0.4, seed=0)
-    x, y = torch.randn(8, 1, 10, 6), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
-    xm, ym = m(x, y)
-    assert ym.shape == (8, 4) and torch.allclose(ym.sum(1), torch.ones(8))
-    assert not torch.equal(xm, x)
-    xe, ye = m.eval()(x, y)
-    assert torch.equal(xe, x) and torch.equal(ye.argmax(1), y)
 
 
 def test_background_noise_snr(tmp_path):

@@ -11,20 +11,10 @@ from torch import nn
 import arinext
 from arinext.apps.bench import parse_size, peak_forward_memory, roofline
 from arinext.cli import main
-from arinext.deploy import AxisCroppedDWConv2d, crop_depthwise_kernels, optimize_for_inference
+from arinext.inference import AxisCroppedDWConv2d, crop_depthwise_kernels, optimize_for_inference
 from arinext.utils.timing import LatencyStats, time_interleaved
 
-
-def _randomized(model: nn.Module) -> nn.Module:
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=gen, dtype=m.weight.dtype) + 0.5
-            m.bias.data = torch.randn(n, generator=gen, dtype=m.bias.dtype) * 0.1
-            m.running_mean = torch.randn(n, generator=gen, dtype=m.running_mean.dtype) * 0.1
-            m.running_var = torch.rand(n, generator=gen, dtype=m.running_var.dtype) + 0.5
-    return model.eval()
+from .conftest import tiny_model
 
 
 @pytest.mark.parametrize("axis", ["time", "freq"])
@@ -49,7 +39,7 @@ def test_cropped_dw_conv_rejects_other_convs() -> None:
 
 
 def test_optimize_for_inference_is_equivalent_and_crops() -> None:
-    model = _randomized(arinext.create_model("audio_rep_inception_next_tiny", num_classes=5).double())
+    model = tiny_model(5).double()
     x = torch.randn(2, 1, 32, 32, dtype=torch.float64)  # stage 4/5 see 2 and 1 mel bins: cropping is active
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = optimize_for_inference(model)

@@ -17,7 +17,9 @@ from torch.overrides import TorchFunctionMode
 import arinext
 from arinext.layers.reparam import BRANCH_PATHS, ReparamMultiKernelDWConv, set_branch_path
 
-from .conftest import randomize_bn
+from arinext.utils.modules import randomize_batchnorm
+
+from .conftest import tiny_model
 
 CL = torch.channels_last
 
@@ -37,7 +39,7 @@ class _ConvShapes(TorchFunctionMode):
 
 def _layer(channels: int = 6, kernel_sizes=(21, 11, 3), seed: int = 0) -> ReparamMultiKernelDWConv:
     torch.manual_seed(seed)
-    layer = randomize_bn(ReparamMultiKernelDWConv(channels, kernel_sizes, "freq"))
+    layer = randomize_batchnorm(ReparamMultiKernelDWConv(channels, kernel_sizes, "freq"))
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_()
@@ -92,8 +94,7 @@ def test_auto_selects_the_measured_path_and_runs_kx1_convs():
 
 
 def test_one_sgd_step_of_a_model_matches_plain_and_keeps_the_state_dict():
-    torch.manual_seed(0)
-    base = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=5, drop_rate=0.0))
+    base = tiny_model(5, seed=0, drop_rate=0.0).train()
     base = base.double().to(memory_format=CL)
     x = torch.randn(3, 1, 16, 128, dtype=torch.float64).contiguous(memory_format=CL)  # F 32, 16, 8, 4 in the stages
     y = torch.tensor([0, 1, 2])

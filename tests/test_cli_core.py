@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from arinext.cli import _COMMANDS, build_parser, main
+from arinext.cli import COMMANDS, build_parser, main
 
 
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for name in _COMMANDS:
+    for name in COMMANDS:
         assert name in out
     build_parser()  # every registered module imports and registers
 

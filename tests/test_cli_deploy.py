@@ -12,20 +12,18 @@ import soundfile as sf
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
 from arinext.cli import main
-from arinext.deploy import onnx_logits, onnx_session, read_metadata
+from arinext.export import onnx_logits, onnx_session, read_metadata
 
-from .conftest import randomize_bn
+from .conftest import FE_8K as FE
+from .conftest import tiny_model
 
-FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
 LABELS = ["low", "high"]
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    model = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=2), 2).eval()
+    model = tiny_model(2, bn_seed=2, seed=0)
     path = tmp_path_factory.mktemp("ckpt") / "model"
     arinext.save_pretrained(model, path, labels=LABELS, frontend=FE)
     return str(path)
@@ -83,7 +81,7 @@ def test_reparam_then_export_onnx_with_int8(ckpt, tmp_path, capsys) -> None:
     assert after < before
     assert float(out.rsplit(": ", 1)[1]) < 1e-4
     fused = arinext.load_pretrained(tmp_path / "fused")
-    assert fused.pretrained_cfg["fold"] == "full" and fused.pretrained_cfg["labels"] == LABELS
+    assert arinext.models.metadata(fused).fold == "full" and arinext.models.metadata(fused).labels == LABELS
 
     onnx_path = tmp_path / "m.onnx"
     for i in range(30):  # the int8 check needs labelled clips: 60 tones, named like the checkpoint's classes

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import OFFICIAL
 
 SYNTHETIC = [
     "model=audio_rep_inception_next_tiny",
@@ -112,13 +111,11 @@ def test_eval_of_a_fused_directory_reports_the_stored_form(run_dir, tmp_path):
     assert '"fused"' in proc.stdout.decode() and '"training_form"' not in proc.stdout.decode()
 
 
-def test_authors_checkpoint_form(clip, tmp_path):
-    if not (OFFICIAL / "small_unmerged.pyth").is_file():
-        pytest.skip("authors' fixtures (../shared/fixtures/official) not present")
-    proc = arinext("reparam", str(OFFICIAL / "small_unmerged.pyth"), str(tmp_path / "fused"))
+def test_authors_checkpoint_form(clip, tmp_path, official_dir):
+    proc = arinext("reparam", str(official_dir / "small_unmerged.pyth"), str(tmp_path / "fused"))
     assert proc.returncode == 0, proc.stderr.decode()
     # the authors' files store no class names: evaluation cannot match classes and says why
-    proc = arinext("eval", str(OFFICIAL / "small_unmerged.pyth"), "--out", str(tmp_path / "e"))
+    proc = arinext("eval", str(official_dir / "small_unmerged.pyth"), "--out", str(tmp_path / "e"))
     assert "stores no class names" in one_line_error(proc, "eval")
 
 

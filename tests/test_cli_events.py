@@ -14,13 +14,13 @@ import pytest
 import torch
 
 import arinext
-from arinext.apps import events as sed
-from arinext.apps.builders.events import build_events, read_event_table
+from arinext.apps import event_detection as sed
+from arinext.apps.builders.event_mixtures import build_events, read_event_table
 from arinext.apps.demo import bundled_sample
 from arinext.cli import main
-from arinext.deploy.events import Event
+from arinext.inference.event_decoding import Event
 
-from .conftest import SHARED, randomize_bn
+from .conftest import SHARED, tiny_model
 
 KW_MODEL = Path(os.environ.get("ARINEXT_KW_MODEL", SHARED / "fixtures" / "int8-collapse-kw10"))
 SMALL_GRID = {"threshold": [0.3, 0.5, 0.7], "low_ratio": [0.5, 1.0], "median": [0.0, 0.15], "min_duration": [0.0],
@@ -73,8 +73,7 @@ def test_frame_head_on_a_keyword_model_finds_the_words(kw_model, sets, monkeypat
     assert m["f1"] >= 0.6 and m["onset_mae_ms"] < 100  # 128 events and the full grid: 0.82 (README)
     clip = sed.evaluate_events(clf, sets / "test", head="clip", tune_on=sets / "val")
     assert clip["f1"] < 0.4
-    rand = arinext.AudioClassifier(randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=10), 3),
-                                   frontend=clf.frontend_config, labels=clf.labels)  # fmt: skip
+    rand = arinext.AudioClassifier(tiny_model(10, bn_seed=3), frontend=clf.frontend_config, labels=clf.labels)
     rand_head = sed.fit_frame_head(rand, sets / "train", sets / "val", l2=(1e-3,), modes=("activity",), max_iter=100)
     rand.attach_frame_head(rand_head)
     assert sed.evaluate_events(rand, sets / "test")["f1"] < 0.4

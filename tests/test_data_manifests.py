@@ -12,7 +12,7 @@ from arinext.audio import PRESETS
 from arinext.data import ClipRecord, Manifest, dataset_preset, get_manifest, list_datasets
 from arinext.data.manifests.urbansound8k import URBANSOUND8K_CLASSES
 from arinext.data.vocab import SPEECH_COMMANDS_V2_WORDS, VGGSOUND_CLASSES
-from arinext.utils.errors import DataError
+from arinext.utils.errors import ConfigError, DataError
 
 from .test_data_fakes import (
     make_epic,
@@ -26,14 +26,16 @@ from .test_data_fakes import (
 
 
 def test_registry_names_and_presets():
-    assert list_datasets() == [
-        "speech_commands_v2", "urbansound8k", "nsynth", "vggsound", "epic_sounds", "epic_kitchens_100", "folder", "csv",
-    ]  # fmt: skip
+    stored = ["speech_commands_v2", "urbansound8k", "nsynth", "vggsound", "epic_sounds", "epic_kitchens_100", "folder",
+              "csv"]  # fmt: skip
+    assert list_datasets(stored=True) == stored and list_datasets() == [*stored, "synthetic"]
     for name in list_datasets():
         assert dataset_preset(name) in PRESETS
     assert dataset_preset("folder") == "vggsound"
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(ConfigError, match="unknown dataset 'audioset'; choose from speech_commands_v2, "):
         get_manifest("audioset", ".", "training")
+    with pytest.raises(ConfigError, match="'synthetic' is generated"):
+        get_manifest("synthetic", ".", "training")
 
 
 def test_invalid_subset_and_missing_root(tmp_path):

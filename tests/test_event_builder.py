@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from arinext.apps.builders import DatasetExistsError
-from arinext.apps.builders.events import active_region, build_events, read_event_table
+from arinext.apps.builders.event_mixtures import active_region, build_events, read_event_table
 from arinext.apps.demo import bundled_sample
 from arinext.cli import main
 from arinext.data import get_manifest

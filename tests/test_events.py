@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arinext.deploy.events import DecodeParams, Event, FrameScores, decode_events, median_filter
+from arinext.inference.event_decoding import DecodeParams, Event, FrameScores, decode_events, median_filter
 
 
 def frames(tracks: dict[str, list[float]], hop: float = 0.1) -> FrameScores:

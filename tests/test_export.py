@@ -9,7 +9,7 @@ import torch
 
 import arinext
 from arinext.audio.frontend import FrontendConfig, LogMel
-from arinext.deploy import (
+from arinext.export import (
     ConvLogMel,
     check_onnx,
     compare_onnx_models,
@@ -23,23 +23,18 @@ from arinext.deploy import (
     read_metadata,
 )
 
-from .conftest import randomize_bn
+from .conftest import FE_8K as FE
+from .conftest import tiny_model
 
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.export
 
-FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
 LABELS = ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    m = arinext.create_model("audio_rep_inception_next_tiny", num_classes=3)
-    randomize_bn(m, 1)
-    with torch.no_grad():
-        m.head.fc.weight.normal_(0, 0.3)
-    return m.eval()
+    return tiny_model(3, bn_seed=1, seed=0, head_std=0.3)
 
 
 def spectrogram(batch: int, frames: int, seed: int = 0) -> torch.Tensor:

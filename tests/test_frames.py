@@ -8,20 +8,18 @@ import soundfile as sf
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
-from arinext.deploy import AudioClassifier
-from arinext.deploy.embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
-from arinext.deploy.framehead import FRAME_HEAD_CONFIG, FrameHead, stack_context, weights_fingerprint
+from arinext.inference import AudioClassifier
+from arinext.inference.embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
+from arinext.inference.framehead import FRAME_HEAD_CONFIG, FrameHead, stack_context, weights_fingerprint
 
-from .conftest import randomize_bn
+from .conftest import FE_16K as FE
+from .conftest import tiny_model
 
-FE = FrontendConfig(sample_rate=16000, win_ms=25.0, hop_ms=10.0, num_frames=101, clip_seconds=1.0, n_fft=512, n_mels=64)
 LABELS = ["a", "b", "c"]
 
 
 def make_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), seed + 1).eval()
+    return tiny_model(3, bn_seed=seed + 1, seed=seed)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +124,7 @@ def trained_head(clf: AudioClassifier, context: int = 1) -> FrameHead:
     for p in head.parameters():
         torch.nn.init.normal_(p, std=0.5)
     head.model_fingerprint = clf.fingerprint
-    head.decode = arinext.deploy.events.DecodeParams(threshold=0.3, mode="activity")
+    head.decode = arinext.inference.event_decoding.DecodeParams(threshold=0.3, mode="activity")
     head.info = {"validation": {"f1": 0.5}}
     return head.eval()
 
@@ -153,7 +151,7 @@ def test_frame_head_round_trip_and_use(tmp_path) -> None:
     expected = head.scores(torch.from_numpy(e)[None])[0].numpy()[:, [1, 2, 0]]  # head order -> classifier order
     np.testing.assert_allclose(fs.scores, expected, atol=1e-5)
     assert np.all(fs.scores.sum(1) <= 1 + 1e-6)  # the background class holds the rest
-    assert clf2.events(fs) == arinext.deploy.events.decode_events(fs, head.decode)
+    assert clf2.events(fs) == arinext.inference.event_decoding.decode_events(fs, head.decode)
     assert clf2.framewise(x, sampling_rate=16000, head="clip").source == "clip head per column"
     with pytest.raises(ValueError, match="fitted every 50 ms"):
         clf2.framewise(x, sampling_rate=16000, hop=0.02)
@@ -191,9 +189,9 @@ def test_relabel_takes_the_clip_classifiers_opinion(tmp_path, clf) -> None:
     x = noise(4.0, seed=9)
     sf.write(tmp_path / "x.wav", x, 16000, subtype="FLOAT")
     times = np.arange(81) * 0.05
-    flat = arinext.deploy.events.FrameScores(times, np.full((81, 3), 0.3), LABELS, "frame head")
+    flat = arinext.inference.event_decoding.FrameScores(times, np.full((81, 3), 0.3), LABELS, "frame head")
     flat.scores[40:50] = 0.32  # one event at [1.975, 2.475) s, all classes alike: the classifier decides
-    params = arinext.deploy.events.DecodeParams(threshold=0.9, mode="activity", relabel=True)
+    params = arinext.inference.event_decoding.DecodeParams(threshold=0.9, mode="activity", relabel=True)
     events = clf.events(str(tmp_path / "x.wav"), frames=flat, params=params)
     assert [(e.onset, e.offset) for e in events] == [(1.975, 2.475)]
     centre = 2.225

@@ -16,15 +16,14 @@ import arinext
 from arinext.apps import hear
 from arinext.audio.frontend import FrontendConfig
 
-from .conftest import randomize_bn
+from .conftest import FE_16K as FE
+from .conftest import tiny_model
 
-FE = FrontendConfig(sample_rate=16000, win_ms=25.0, hop_ms=10.0, num_frames=101, clip_seconds=1.0, n_fft=512, n_mels=64)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    net = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=4), 1).eval()
+    net = tiny_model(4, bn_seed=1, seed=0)
     path = tmp_path_factory.mktemp("hear") / "model"
     arinext.save_pretrained(net, path, labels=["a", "b", "c", "d"], frontend=FE)
     return str(path)
@@ -92,7 +91,7 @@ def test_batch_independence(model) -> None:
 
 
 def model_path(model: hear.HEARModel) -> str:
-    return model.taps.model.pretrained_cfg["path"]
+    return arinext.models.metadata(model.taps.model).path
 
 
 def test_scene_embedding_is_the_classifier_heads_input(ckpt, model) -> None:
@@ -111,7 +110,7 @@ def test_embeddings_change_with_the_audio_and_the_weights(ckpt, model) -> None:
     """A broken implementation (constant output, ignored weights) fails here."""
     a, b = noise(1, 1.0, seed=3), noise(1, 1.0, seed=4) * 0.01
     assert not torch.allclose(hear.get_scene_embeddings(a, model), hear.get_scene_embeddings(b, model))
-    other = hear.HEARModel(randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=4), 7), FE)
+    other = hear.HEARModel(tiny_model(4, bn_seed=7), FE)
     assert not torch.allclose(hear.get_scene_embeddings(a, model), hear.get_scene_embeddings(a, other))
 
 

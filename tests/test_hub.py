@@ -18,7 +18,7 @@ from arinext.checkpoints.card import CARD_MARKER, render_model_card
 from arinext.checkpoints.hub import HUB_FILES, from_pretrained, is_repo_id
 from arinext.cli import main
 
-from .conftest import randomize_bn
+from .conftest import tiny_model
 
 FE = arinext.get_preset("speech_commands_v2", win_ms=25.0, hop_ms=10.0, n_mels=64, num_frames=101, clip_seconds=1.0)
 LABELS = ["yes", "no", "up"]
@@ -27,8 +27,7 @@ X = torch.randn(2, 1, 101, 64)
 
 @pytest.fixture()
 def net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 1).eval()
+    return tiny_model(3, bn_seed=1, seed=0)
 
 
 @pytest.fixture()
@@ -182,7 +181,7 @@ def test_pytorch_model_hub_mixin(net, saved, tmp_path, monkeypatch) -> None:
         torch.testing.assert_close(arinext.load(tmp_path / "again")(X), net(X))  # arinext reads what the mixin wrote
     wrapped = ARINextModel.from_model(arinext.reparameterize_model(net, fold="full"))
     wrapped.save_pretrained(tmp_path / "fused")
-    assert arinext.load(tmp_path / "fused").pretrained_cfg["fold"] == "full"
+    assert arinext.models.metadata(arinext.load(tmp_path / "fused")).fold == "full"
 
     api = FakeApi()
     monkeypatch.setattr(hub.hub_mixin, "HfApi", lambda token=None: api)
@@ -192,7 +191,7 @@ def test_pytorch_model_hub_mixin(net, saved, tmp_path, monkeypatch) -> None:
 
 def test_from_pretrained_local_forms(saved) -> None:
     model = from_pretrained(saved)
-    assert model.pretrained_cfg["labels"] == LABELS and model.pretrained_cfg["card"]["license"] == "apache-2.0"
+    assert arinext.models.metadata(model).labels == LABELS and arinext.models.metadata(model).card["license"] == "apache-2.0"
 
 
 def test_export_writes_a_card_next_to_its_output(saved, tmp_path, capsys) -> None:

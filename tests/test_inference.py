@@ -10,24 +10,18 @@ import soundfile as sf
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
 from arinext.audio.io import AudioDecodeError, resample
-from arinext.deploy import AudioClassifier, aggregate_probs, top_k_labels, window_count
+from arinext.inference import AudioClassifier, aggregate_probs, top_k_labels, window_count
 
-from .conftest import randomize_bn
+from .conftest import FE_8K as FE
+from .conftest import tiny_model
 
 # A small front end keeps every test fast: 8 kHz, 0.5 s crops of 51 frames, 32 mel bins.
-FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
 LABELS = ["alpha", "beta", "gamma", "delta"]
 
 
 def make_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=len(LABELS))
-    randomize_bn(model, seed)
-    with torch.no_grad():
-        model.head.fc.weight.normal_(0, 0.1)  # spread the scores so the ranking is meaningful
-    return model.eval()
+    return tiny_model(len(LABELS), bn_seed=seed, seed=seed, head_std=0.1)  # spread scores: a meaningful ranking
 
 
 @pytest.fixture(scope="module")

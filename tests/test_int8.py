@@ -18,16 +18,17 @@ import pytest
 import torch
 
 import arinext
-from arinext.audio.frontend import FrontendConfig
 from arinext.cli import main
 
-from .conftest import REPO, SHARED, randomize_bn
+from .conftest import FE_8K as FE
+from .conftest import REPO, SHARED, tiny_model
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.export
 
-from arinext.deploy.onnx import export_onnx
-from arinext.deploy.quantize import (
+from arinext.export.int8 import export_int8
+from arinext.export.onnx import export_onnx
+from arinext.export.quantize import (
     MIN_CHECK_CLIPS,
     Int8Refused,
     check_int8,
@@ -38,10 +39,9 @@ from arinext.deploy.quantize import (
     spread_split,
     u8s8_overflow_weights,
 )
-from arinext.deploy.runtime import onnx_logits, onnx_session
+from arinext.export.runtime import onnx_logits, onnx_session
 
 FIXTURE = Path(os.environ.get("ARINEXT_SHARED", SHARED)) / "fixtures" / "int8-collapse-kw10"
-FE = FrontendConfig(sample_rate=8000, win_ms=20.0, hop_ms=10.0, num_frames=51, clip_seconds=0.5, n_fft=256, n_mels=32)
 
 
 # ------------------------------------------------------------------------------------------ synthetic
@@ -52,10 +52,7 @@ def spectrogram(batch: int, seed: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A random 3-class model, its fp32 file, calibration batches and 60 labelled check clips."""
-    torch.manual_seed(0)
-    model = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 1).eval()
-    with torch.no_grad():
-        model.head.fc.weight.normal_(0, 0.3)
+    model = tiny_model(3, bn_seed=1, seed=0, head_std=0.3)
     work = tmp_path_factory.mktemp("tiny")
     export_onnx(model, work / "m.onnx", frontend=FE, labels=["a", "b", "c"], check=False)
     calib = [spectrogram(8, s) for s in range(4)]
@@ -71,7 +68,7 @@ def test_reduce_range_keeps_every_int8_weight_in_the_range_that_cannot_saturate(
     risky = u8s8_overflow_weights(old)
     assert risky and max(m for _, m in risky) == 127  # 8-bit weights: 2*255*127 > 32767 on VPMADDUBSW
     assert u8s8_overflow_weights(new) == []
-    assert arinext.deploy.read_metadata(new)["int8_recipe"].startswith(
+    assert arinext.export.read_metadata(new)["int8_recipe"].startswith(
         "static: QDQ, per-channel int8 weights [-64, 64]"
     )
 
@@ -89,7 +86,7 @@ def test_the_guard_refuses_a_broken_file_and_keeps_it_only_with_force(tiny, tmp_
     strict = check_int8(work / "m.onnx", good, check)
     assert strict.agreement == result.agreement < 0.97 and not strict.passed
     # a broken int8 file: another model's weights; the check must report the bad number and refuse it
-    other = randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=3), 7).eval()
+    other = tiny_model(3, bn_seed=7)
     bad = quantize_model(other, tmp_path / "bad.onnx", "static", calib, frontend=FE).path
     result = check_int8(work / "m.onnx", bad, check, source="synthetic clips", min_agreement=0.8)
     assert not result.passed and result.agreement < 0.8 and "agreement" in (result.reason or "")
@@ -108,9 +105,24 @@ def test_the_guard_refuses_a_broken_file_and_keeps_it_only_with_force(tiny, tmp_
     assert result.clips < MIN_CHECK_CLIPS and not result.passed and "only 20 clips" in (result.reason or "")
 
 
+def test_the_one_int8_workflow_calibrates_checks_and_refuses(tiny, tmp_path) -> None:
+    # export_int8 is what `arinext export --quantize int8` and the demo run
+    model, work, calib, check = tiny
+    fp32 = tmp_path / "m.onnx"
+    shutil.copy(work / "m.onnx", fp32)
+    kept = export_int8(model, fp32, calib, check, frontend=FE, min_agreement=0.8, latency_repeats=2)
+    assert kept.kept and kept.path == tmp_path / "m.int8.onnx" and kept.path.is_file() and kept.check.passed
+    assert kept.calibration_clips == 32 and set(kept.latency_ms) == {"fp32", "int8"} and kept.to_dict()["kept"]
+    # the default threshold fails this random model (90 % agreement): the file is removed, the fp32 file kept
+    refused = export_int8(model, fp32, calib, check, frontend=FE, latency_repeats=0)
+    assert not refused.kept and not refused.path.exists() and fp32.is_file() and refused.latency_ms is None
+    assert refused.refusal.startswith("int8 refused: top-1 agreement with fp32") and refused.size_mb["int8"] > 0
+    forced = export_int8(model, fp32, calib, check, frontend=FE, force=True, latency_repeats=0)
+    assert forced.kept and forced.path.is_file() and not forced.check.passed
+
+
 def test_neutralize_dead_channels_gives_the_fold_small_kernels(tiny) -> None:
-    model = arinext.create_model("audio_rep_inception_next_tiny", num_classes=3)
-    randomize_bn(model, 2).eval()
+    model = tiny_model(3, bn_seed=2)
     mixer = model.stages[0].blocks[0].mixer.freq_mixer
     with torch.no_grad():
         for branch in mixer.branches:
@@ -144,7 +156,7 @@ def kw10(tmp_path_factory):
     from arinext.checkpoints import load, model_frontend
 
     model = load(FIXTURE)
-    labels, fe = model.pretrained_cfg["labels"], model_frontend(model)
+    labels, fe = arinext.models.metadata(model).labels, model_frontend(model)
     root = bundled_sample()
     x, y, _ = featurize_subset(root, labels, fe, "testing")  # labels by name: targets in the model's order
     calib = list(featurize_subset(root, labels, fe, "training", limit=128)[0].split(16))

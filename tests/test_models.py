@@ -12,7 +12,7 @@ from arinext.checkpoints.official import convert_original_state_dict
 from arinext.layers.reparam import ReparamMultiKernelDWConv
 from arinext.utils.complexity import count_macs, count_params
 
-from .conftest import OFFICIAL, has_reparam_layers, randomize_bn
+from .conftest import OFFICIAL, has_reparam_layers, tiny_model
 
 ALL = arinext.list_models()
 ARIN = arinext.list_models("audio_rep_inception_next*")
@@ -20,8 +20,7 @@ INPUT = (2, 1, 64, 32)
 
 
 def _built(name: str, seed: int = 0, **kwargs) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return randomize_bn(arinext.create_model(name, num_classes=7, **kwargs), seed)
+    return tiny_model(7, bn_seed=seed, seed=seed, name=name, **kwargs)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -30,9 +30,9 @@ def test_official_fixtures_match(official_dir, filename, form, key, fold):
         logits = model(x)
     torch.testing.assert_close(logits, expected[key], atol=1e-5, rtol=0)
     torch.testing.assert_close(logits.softmax(-1), expected[key.replace("logits", "probs")], atol=1e-6, rtol=0)
-    cfg = model.pretrained_cfg
-    assert cfg["frontend"]["sample_rate"] == 16000 and cfg["frontend"]["n_mels"] == 64
-    assert cfg["model_args"]["dims"] == (8, 16, 32, 64) and cfg["model_args"]["num_classes"] == 10
+    info = arinext.models.metadata(model)
+    assert info.frontend["sample_rate"] == 16000 and info.frontend["n_mels"] == 64 and info.source == "official"
+    assert info.args["dims"] == (8, 16, 32, 64) and info.args["num_classes"] == 10 and info.fold == fold
 
 
 def test_official_float64_and_stages(official_dir):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from arinext.layers.reparam import ConvNorm, ReparamMultiKernelDWConv, pad_kernel_to, reparameterize_model
+from arinext.layers.reparam import ConvNorm, ReparamMultiKernelDWConv, fold_state, pad_kernel_to, reparameterize_model
+from arinext.utils.modules import randomize_batchnorm
 
-from .conftest import randomize_bn
 
 TOL = {torch.float64: dict(atol=1e-9, rtol=1e-9), torch.float32: dict(atol=1e-5, rtol=1e-5)}
 
@@ -19,7 +19,7 @@ TOL = {torch.float64: dict(atol=1e-9, rtol=1e-9), torch.float32: dict(atol=1e-5,
 @pytest.mark.parametrize("fold", ["paper", "full"])
 def test_dw_block_equivalence(dtype, axis, kernel_sizes, size, fold):
     torch.manual_seed(0)
-    layer = randomize_bn(ReparamMultiKernelDWConv(6, kernel_sizes, axis)).to(dtype).eval()
+    layer = randomize_batchnorm(ReparamMultiKernelDWConv(6, kernel_sizes, axis)).to(dtype).eval()
     with torch.no_grad():  # random kernels, not the init's, so each branch matters
         for p in layer.parameters():
             p.normal_()
@@ -44,7 +44,7 @@ def test_identity_really_folded_in_full_mode():
 
 
 def test_reparameterize_is_idempotent():
-    layer = randomize_bn(ReparamMultiKernelDWConv(4, (7, 3), "freq")).eval()
+    layer = randomize_batchnorm(ReparamMultiKernelDWConv(4, (7, 3), "freq")).eval()
     layer.reparameterize()
     conv = layer.reparam_conv
     state = {k: v.clone() for k, v in layer.state_dict().items()}
@@ -69,7 +69,7 @@ def test_reparameterize_deletes_branches_and_matches_inference_state_dict():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_conv_norm_full_fold(dtype):
     torch.manual_seed(1)
-    m = randomize_bn(ConvNorm(3, 5, (5, 7), stride=2, padding=(2, 3))).to(dtype).eval()
+    m = randomize_batchnorm(ConvNorm(3, 5, (5, 7), stride=2, padding=(2, 3))).to(dtype).eval()
     x = torch.randn(2, 3, 17, 9, dtype=dtype)
     y0 = m(x)
     m.reparameterize("paper")
@@ -98,6 +98,39 @@ def test_invalid_arguments_raise(kwargs):
 def test_invalid_fold_raises():
     with pytest.raises(ValueError):
         reparameterize_model(torch.nn.Identity(), fold="deploy")  # type: ignore[arg-type]
+
+
+class _ScaledConv(torch.nn.Module):
+    """A re-parameterizable layer that arinext does not know: ``conv(x) * scale`` folds into the conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.scale: torch.nn.Parameter | None = torch.nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * self.scale if self.scale is not None else y
+
+    def fold_state(self):
+        return "full" if self.scale is None else None
+
+    def reparameterize(self, fold="paper"):
+        if fold == "full" and self.scale is not None:
+            with torch.no_grad():
+                self.conv.weight.mul_(self.scale)
+                self.conv.bias.mul_(self.scale)
+            self.scale = None
+
+
+def test_any_layer_with_a_reparameterize_method_is_fused():
+    model = torch.nn.Sequential(torch.nn.ReLU(), _ScaledConv(), ConvNorm(2, 2, 1)).eval()
+    x = torch.randn(1, 2, 5, 5)
+    assert fold_state(model) is None
+    fused = reparameterize_model(model, fold="full")
+    assert fused[1].scale is None and fused[2].bn is None and fold_state(fused) == "full"
+    torch.testing.assert_close(fused(x), model(x))
+    assert reparameterize_model(model, fold="paper")[1].scale is not None  # the paper's fold leaves it
 
 
 def test_pad_kernel_to_centres():

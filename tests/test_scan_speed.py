@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import arinext.deploy.stream as stream_module
+import arinext.inference.stream as stream_module
 from arinext.audio.frontend import FrontendConfig, LogMel, get_preset
-from arinext.deploy import AudioClassifier
-from arinext.deploy.window_features import block_features_supported, window_logmels
+from arinext.inference import AudioClassifier
+from arinext.inference.window_features import block_features_supported, window_logmels
 
 from .test_inference import FE, LABELS, make_model, tone
 

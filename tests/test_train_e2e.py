@@ -24,13 +24,7 @@ COUNTS = {"training": 12, "validation": 4, "testing": 6}
 FRONTEND = "{sample_rate: 8000, n_fft: 256, clip_seconds: 0.319, num_frames: 32, n_mels: 32, test_views: 2}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_tones(root: Path, seed: int = 0) -> Path:
@@ -63,7 +57,7 @@ def common(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, _one_thread) -> tuple[Path, Path]:
+def trained(tmp_path_factory, one_torch_thread) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("e2e")
     root = make_tones(tmp / "tones")
     out = tmp / "run"
@@ -136,8 +130,9 @@ def test_init_from_save_pretrained_directory(trained):
 def test_init_from_authors_checkpoint(official_dir):
     path = official_dir / "small_unmerged.pyth"
     official = arinext.load_official_checkpoint(path)
-    args = {k: v for k, v in official.model_args.items() if k != "num_classes"}
-    model = create_model(official.model_name, num_classes=3, **args)
+    info = arinext.models.metadata(official)
+    args = {k: v for k, v in info.args.items() if k != "num_classes"}
+    model = create_model(info.name, num_classes=3, **args)
     load_init_weights(model, str(path))
     ref = official.state_dict()
     for k, v in model.state_dict().items():

@@ -12,7 +12,7 @@ from torch import nn
 from arinext import create_model
 from arinext.checkpoints.training import load_checkpoint
 from arinext.train.config import load_config
-from arinext.train.data import SyntheticSpectrograms
+from arinext.data.synthetic import SyntheticSpectrograms
 from arinext.train.engine import freeze_batchnorm, param_groups, precise_bn, predict, set_train_mode, train_one_epoch
 from arinext.train.report import EpochLogger, plot_curves
 from arinext.train.tasks import SingleLabelTask, make_task
@@ -21,13 +21,7 @@ from arinext.train.trainer import fit_folds
 DEV = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the suite runs one test process per core, and OpenMP spinning on a busy core is slow."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(num_classes: int = 4) -> nn.Module:

@@ -4,7 +4,9 @@ Layers, each importing only those below it (``import-linter`` contracts in ``pyp
 
     cli                 the ``arinext`` command (thin)
     apps                demo, dataset builders, benchmark runner, HEAR API, event detection
-    train | deploy      recipes and training loop | classifier, streaming, export, int8
+    train | inference | export
+                        recipes and training loop | classifier, streaming, frame scores, events |
+                        ONNX, TorchScript, int8 files and their checks
     checkpoints         one loader for every checkpoint form
     data                manifests of clips, the clip dataset, loaders
     audio | models      front end, decoding, augmentation | registered models
@@ -28,7 +30,7 @@ if "torch" not in _sys.modules and "GOMP_SPINCOUNT" not in _os.environ:
 
 from .audio import PRESETS, FrontendConfig, LogMel, get_preset
 from .checkpoints import load, load_official_checkpoint, load_pretrained, save_pretrained
-from .deploy import AudioClassifier, optimize_for_inference
+from .inference import AudioClassifier, optimize_for_inference
 from .layers import reparameterize_model
 from .models import AudioRepInceptionNeXt, create_model, list_models
 from .utils.errors import ArinextError

@@ -25,7 +25,7 @@ from ..audio.frontend import FrontendConfig, get_preset
 from ..checkpoints import load
 from ..data import AudioClipDataset, get_manifest, make_loader
 from ..data.manifests.speech_commands import word_folders
-from ..deploy import AudioClassifier
+from ..inference import AudioClassifier
 from ..layers.reparam import reparameterize_model
 from ..models import create_model
 from ..train import FitResult, fit, load_config
@@ -33,6 +33,7 @@ from ..train.config import DataConfig
 from ..train.data import holdout_split
 from ..train.evaluation import evaluate_checkpoint
 from ..utils.complexity import count_macs, count_params
+from ..utils.errors import ConfigError
 from ..utils.progress import progress_bar
 from ..utils.timing import time_interleaved
 
@@ -80,7 +81,7 @@ class DemoOptions:
             return {}
         column, sep, value = self.holdout.partition("=")
         if not sep or not column or not value:
-            raise ValueError(f"--holdout must look like COLUMN=VALUE (e.g. engine=flite), got {self.holdout!r}")
+            raise ConfigError(f"--holdout must look like COLUMN=VALUE (e.g. engine=flite), got {self.holdout!r}")
         return {"column": column, "values": [value]}
 
 
@@ -307,21 +308,20 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     done("fuse")
 
     phase("export")
-    from ..deploy.onnx import export_onnx
-    from ..deploy.quantize import check_int8, quantize_model
-    from ..deploy.runtime import onnx_logits, onnx_session
+    from ..export.int8 import export_int8
+    from ..export.onnx import export_onnx
+    from ..export.runtime import onnx_logits, onnx_session
 
     report = export_onnx(best, out / "model.onnx", frontend=fe, labels=words)
     session = onnx_session(out / "model.onnx")
     onnx_pred = onnx_logits(session, x.numpy()).argmax(-1)
-    # calibration ranges come from training clips; the int8 check runs on the test clips, never calibrated on
+    # calibration ranges come from training clips; the int8 check runs on the test clips, never calibrated on;
+    # a file that fails the check is refused (removed) as `arinext export --quantize int8` refuses it
     calib = list(featurize_subset(root, words, fe, "training", limit=128, holdout=holdout)[0].split(16))
-    int8 = quantize_model(best, out / "model.int8.onnx", "static", calib, frontend=fe, labels=words)
-    check = check_int8(
-        out / "model.onnx", int8.path, list(zip(x.split(64), torch.from_numpy(y).split(64))), source="test clips"
-    )
-    if not check.passed:  # as `arinext export` does without --force: the fp32 file stays, the int8 file goes
-        int8.path.unlink(missing_ok=True)
+    test = list(zip(x.split(64), torch.from_numpy(y).split(64)))
+    int8 = export_int8(best, out / "model.onnx", calib, test, source="test clips", frontend=fe, labels=words,
+                       latency_repeats=0)  # fmt: skip
+    check = int8.check
     results["export"] = {
         "onnx_check_max_abs_diff": report.max_abs_diff,
         "onnx_accuracy": float((onnx_pred == y).mean()),
@@ -329,10 +329,10 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         "int8_accuracy": check.int8_accuracy,
         "int8_check": {**check.to_dict(), "summary": check.summary()},
         "int8_recipe": int8.recipe,
-        "int8_calibration_clips": sum(len(b) for b in calib),
+        "int8_calibration_clips": int8.calibration_clips,
         "int8_dead_bn_channels": int8.dead_channels,
-        "onnx_mb": (out / "model.onnx").stat().st_size / 2**20,
-        "int8_mb": int8.path.stat().st_size / 2**20 if int8.path.is_file() else None,
+        "onnx_mb": int8.size_mb["fp32"],
+        "int8_mb": int8.size_mb["int8"] if int8.kept else None,
     }
     done("export")
 

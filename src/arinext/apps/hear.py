@@ -14,7 +14,7 @@ outputs are float32 on the same device. The validator runs as ``hear-validator a
 CHECKPOINT`` (any checkpoint form: run directory, ``best.pt``, save_pretrained directory, authors' ``.pyth``
 with its front end).
 
-The embeddings are those of :mod:`arinext.deploy.embeddings`, from one forward pass of the fused model:
+The embeddings are those of :mod:`arinext.inference.embeddings`, from one forward pass of the fused model:
 the scene embedding is the global average of the last feature map (the classifier head's input), the
 timestamp embeddings the frequency-averaged outputs of the last two stages interpolated every 50 ms,
 centred on ``0, 50, 100, ...`` ms up to the clip's duration (exact multiples of the hop: no drift). Long
@@ -31,8 +31,10 @@ import torch
 from torch import nn
 
 from ..checkpoints import load, model_frontend
-from ..deploy.embeddings import FeatureTaps, timestamp_grid_ms
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..inference.embeddings import FeatureTaps, timestamp_grid_ms
+from ..layers.reparam import reparameterize_model
+from ..utils.errors import ConfigError, InputError
+from ..utils.modules import unwrap_model
 
 __all__ = ["HEARModel", "get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
@@ -66,7 +68,7 @@ class HEARModel(nn.Module):
         model = unwrap_model(model)
         fe = model_frontend(model, frontend)
         if fe.sample_rate not in HEAR_RATES:
-            raise ValueError(f"HEAR accepts sample rates {HEAR_RATES}; this model's front end runs at {fe.sample_rate} Hz")
+            raise InputError(f"HEAR accepts sample rates {HEAR_RATES}; this model's front end runs at {fe.sample_rate} Hz")
         self.taps = FeatureTaps(reparameterize_model(model, fold="full"), fe, stages, block_seconds=block_seconds)
         self.sample_rate = int(fe.sample_rate)
         self.scene_embedding_size = int(self.taps.scene_width)
@@ -84,9 +86,9 @@ class HEARModel(nn.Module):
     def _check(self, audio: torch.Tensor) -> torch.Tensor:
         if not isinstance(audio, torch.Tensor) or audio.dim() != 2:
             shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
-            raise ValueError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
+            raise InputError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
         if audio.shape[1] == 0:
-            raise ValueError("audio has no samples")
+            raise InputError("audio has no samples")
         return audio
 
     @torch.no_grad()
@@ -115,7 +117,7 @@ def load_model(model_file_path: str = "", **kwargs: Any) -> HEARModel:
     """HEAR ``load_model``: any arinext checkpoint (see :func:`arinext.checkpoints.load`); keyword arguments
     go to :class:`HEARModel` (``hop_ms``, ``stages``, ``frontend``, ...)."""
     if not model_file_path:
-        raise ValueError(
+        raise ConfigError(
             "arinext has no built-in weights: pass a checkpoint (hear-validator arinext.apps.hear --model PATH)"
         )
     return HEARModel(load(Path(model_file_path)), **kwargs)

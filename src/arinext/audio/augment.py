@@ -1,4 +1,4 @@
-"""Training-time augmentation as ``nn.Module``s: SpecAugment, mixup and background-noise mixing.
+"""Training-time augmentation as ``nn.Module``s: SpecAugment and background-noise mixing.
 
 Every module acts only in training mode (``module.train()``) and returns its input unchanged in
 eval mode. Randomness comes from a ``torch.Generator``: the module's own (seeded at construction)
@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError, DataError, InputError, PathNotFoundError
 from .io import AudioDecodeError, load_audio
 
-__all__ = ["BackgroundNoise", "Mixup", "SpecAugment", "mask_axis", "time_warp"]
+__all__ = ["BackgroundNoise", "SpecAugment", "mask_axis", "time_warp"]
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class SpecAugment(nn.Module):
     ) -> None:
         super().__init__()
         if min(time_warp, freq_mask, time_mask, num_freq_masks, num_time_masks) < 0:
-            raise ValueError("SpecAugment parameters must be >= 0")
+            raise ConfigError("SpecAugment parameters must be >= 0")
         self.time_warp, self.freq_mask, self.time_mask = time_warp, freq_mask, time_mask
         self.num_freq_masks, self.num_time_masks = num_freq_masks, num_time_masks
         self.generator = torch.Generator().manual_seed(seed)
@@ -223,7 +224,7 @@ class SpecAugment(nn.Module):
         if not self.training:
             return spec
         if spec.dim() < 2:
-            raise ValueError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
+            raise InputError(f"expected a (..., T, F) spectrogram, got shape {tuple(spec.shape)}")
         g = generator if generator is not None else self.generator
         n = spec[..., 0, 0].numel()
         params = torch.stack([self.draw(*spec.shape[-2:], g) for _ in range(n)])
@@ -234,38 +235,6 @@ class SpecAugment(nn.Module):
             f"time_warp={self.time_warp}, freq_mask={self.freq_mask}x{self.num_freq_masks}, "
             f"time_mask={self.time_mask}x{self.num_time_masks}"
         )
-
-
-class Mixup(nn.Module):
-    """Batch mixup (Zhang et al. 2018): ``x = l*x_i + (1-l)*x_j``, targets mixed the same way.
-
-    Not part of the paper's recipe; an option for small keyword datasets.
-
-    Args:
-        num_classes: classes, to one-hot integer targets.
-        alpha: Beta(alpha, alpha) concentration of the mixing weight.
-        seed: seed of the module's generator.
-
-    ``forward(inputs (B, ...), targets (B,) int or (B, C) float)`` returns ``(inputs, targets (B, C))``;
-    in eval mode the inputs are returned unchanged and targets are only converted to ``(B, C)``.
-    """
-
-    def __init__(self, num_classes: int, alpha: float = 0.2, seed: int = 0) -> None:
-        super().__init__()
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        self.num_classes, self.alpha = num_classes, alpha
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if targets.dim() == 1:
-            targets = nn.functional.one_hot(targets.long(), self.num_classes).to(inputs.dtype)
-        if not self.training or inputs.shape[0] < 2:
-            return inputs, targets
-        # torch's Beta has no generator argument: seed a numpy draw from the module's generator.
-        lam = float(np.random.default_rng(_randrange(0, 2**31 - 1, self.generator)).beta(self.alpha, self.alpha))
-        perm = torch.randperm(inputs.shape[0], generator=self.generator).to(inputs.device)
-        return lam * inputs + (1 - lam) * inputs[perm], lam * targets + (1 - lam) * targets[perm]
 
 
 class BackgroundNoise(nn.Module):
@@ -292,9 +261,9 @@ class BackgroundNoise(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
+            raise ConfigError(f"p must be in [0, 1], got {p}")
         if snr_db[0] > snr_db[1]:
-            raise ValueError(f"snr_db must be (low, high), got {snr_db}")
+            raise ConfigError(f"snr_db must be (low, high), got {snr_db}")
         self.noises = (
             self._load(noise, sample_rate)
             if isinstance(noise, (str, Path))
@@ -303,15 +272,17 @@ class BackgroundNoise(nn.Module):
         self.noises = [n for n in self.noises if n.numel() > 0 and float(n.pow(2).mean()) > 0]
         if not self.noises:
             where = noise if isinstance(noise, (str, Path)) else "the given arrays"
-            raise ValueError(f"no usable (non-silent, non-empty) noise in {where}")
+            raise DataError(f"no usable (non-silent, non-empty) noise in {where}")
         self.snr_db, self.p = snr_db, p
         self.generator = torch.Generator().manual_seed(seed)
 
     @staticmethod
     def _load(folder: str | Path, sample_rate: int) -> list[torch.Tensor]:
+        if not Path(folder).is_dir():
+            raise PathNotFoundError(f"{folder}: no such folder of background-noise recordings")
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".wav", ".flac"))
         if not files:
-            raise ValueError(f"no .wav or .flac noise files in {folder}")
+            raise DataError(f"no .wav or .flac noise files in {folder}")
         out = []
         for f in files:
             try:

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError, InputError
+
 __all__ = ["PRESETS", "FrontendConfig", "LogMel", "get_preset", "htk_mel_filterbank"]
 
 
@@ -76,7 +78,7 @@ class FrontendConfig:
     def from_dict(cls, d: dict[str, Any]) -> FrontendConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown front-end keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown front-end keys: {sorted(unknown)}")
         return cls(**d)
 
 
@@ -95,7 +97,7 @@ PRESETS: dict[str, FrontendConfig] = {
 def get_preset(name: str, **overrides: Any) -> FrontendConfig:
     """Return the preset ``name`` (see :data:`PRESETS`), optionally with fields replaced."""
     if name not in PRESETS:
-        raise ValueError(f"unknown front-end preset {name!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown front-end preset {name!r}; choose from {sorted(PRESETS)}")
     return replace(PRESETS[name], **overrides)
 
 
@@ -118,7 +120,7 @@ def htk_mel_filterbank(
     """
     f_max = sample_rate / 2.0 if f_max is None else f_max
     if not 0.0 <= f_min < f_max <= sample_rate / 2.0:
-        raise ValueError(f"need 0 <= f_min < f_max <= sample_rate/2, got {f_min}, {f_max}")
+        raise ConfigError(f"need 0 <= f_min < f_max <= sample_rate/2, got {f_min}, {f_max}")
     fft_freqs = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
     mel_pts = torch.linspace(
         float(_hz_to_mel_htk(f_min)), float(_hz_to_mel_htk(f_max)), n_mels + 2, dtype=torch.float64
@@ -155,9 +157,9 @@ class LogMel(nn.Module):
         self.config = config or FrontendConfig()
         c = self.config
         if c.win_length > c.n_fft:
-            raise ValueError(f"window ({c.win_length} samples) is longer than n_fft ({c.n_fft})")
+            raise ConfigError(f"window ({c.win_length} samples) is longer than n_fft ({c.n_fft})")
         if c.hop_length < 1:
-            raise ValueError(f"hop of {c.hop_ms} ms at {c.sample_rate} Hz is under one sample")
+            raise ConfigError(f"hop of {c.hop_ms} ms at {c.sample_rate} Hz is under one sample")
         self.register_buffer("window", torch.hann_window(c.win_length, periodic=True), persistent=False)
         fb = htk_mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.f_min, c.f_max)
         self.register_buffer("mel_fb", fb.T.contiguous().float(), persistent=False)
@@ -173,12 +175,12 @@ class LogMel(nn.Module):
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() == 3:
             if waveform.shape[1] != 1:
-                raise ValueError(f"expected mono (B, 1, N) waveform, got shape {tuple(waveform.shape)}")
+                raise InputError(f"expected mono (B, 1, N) waveform, got shape {tuple(waveform.shape)}")
             waveform = waveform[:, 0]
         elif waveform.dim() == 1:
             waveform = waveform[None]
         elif waveform.dim() != 2:
-            raise ValueError(f"expected a (N,), (B, N) or (B, 1, N) waveform, got {tuple(waveform.shape)}")
+            raise InputError(f"expected a (N,), (B, N) or (B, 1, N) waveform, got {tuple(waveform.shape)}")
         c = self.config
         dtype = waveform.dtype if waveform.dtype in (torch.float32, torch.float64) else torch.float32
         with torch.autocast(waveform.device.type, enabled=False):

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..utils.errors import ArinextError
+from ..utils.errors import ArinextError, InputError
 
 __all__ = ["AudioDecodeError", "AudioSource", "audio_info", "check_waveform", "load_audio", "resample"]
 
@@ -54,7 +54,7 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return x
     if orig_sr <= 0 or target_sr <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+        raise InputError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
     y = soxr.resample(np.ascontiguousarray(x.T), orig_sr, target_sr, quality="HQ")
     return np.ascontiguousarray(np.asarray(y, dtype=np.float32).T)
 

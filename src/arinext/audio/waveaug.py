@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..utils.errors import ConfigError, DataError, InputError
 from ..utils.optional import require
 
 __all__ = [
@@ -105,16 +106,16 @@ def _apply(g: torch.Generator, p: float) -> bool:
 
 def _check_p(p: float) -> float:
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p}")
+        raise ConfigError(f"p must be in [0, 1], got {p}")
     return float(p)
 
 
 def _check_range(name: str, r: Sequence[float], low: float = -math.inf, high: float = math.inf) -> tuple[float, float]:
     if isinstance(r, (str, bytes)) or len(r) != 2:
-        raise ValueError(f"{name} must be [low, high], got {r!r}")
+        raise ConfigError(f"{name} must be [low, high], got {r!r}")
     lo, hi = float(r[0]), float(r[1])
     if not low <= lo <= hi <= high:
-        raise ValueError(f"{name} must be [low, high] with {low:g} <= low <= high <= {high:g}, got {list(r)}")
+        raise ConfigError(f"{name} must be [low, high] with {low:g} <= low <= high <= {high:g}, got {list(r)}")
     return lo, hi
 
 
@@ -124,7 +125,7 @@ def _rms(x: np.ndarray) -> float:
 
 def _to_numpy(w: torch.Tensor) -> np.ndarray:
     if w.dim() != 1:
-        raise ValueError(f"expected a 1-D waveform (N,), got shape {tuple(w.shape)}")
+        raise InputError(f"expected a 1-D waveform (N,), got shape {tuple(w.shape)}")
     return np.ascontiguousarray(w.detach().cpu().numpy(), dtype=np.float32)
 
 
@@ -231,11 +232,11 @@ class RandomEQ:
         p: float = 0.5,
     ) -> None:
         if taps % 2 == 0 or taps < 3:
-            raise ValueError(f"taps must be odd and >= 3, got {taps}")
+            raise ConfigError(f"taps must be odd and >= 3, got {taps}")
         if bands < 1:
-            raise ValueError(f"bands must be >= 1, got {bands}")
+            raise ConfigError(f"bands must be >= 1, got {bands}")
         if not 0 < f_low < f_high < sample_rate / 2:
-            raise ValueError(f"need 0 < f_low < f_high < sample_rate / 2, got {f_low}, {f_high}")
+            raise ConfigError(f"need 0 < f_low < f_high < sample_rate / 2, got {f_low}, {f_high}")
         self.sample_rate, self.gain_db, self.bands = sample_rate, _check_range("gain_db", gain_db, -40, 40), bands
         self.f_low, self.f_high, self.taps, self.p = f_low, f_high, taps, _check_p(p)
         self._signal = _extra("scipy.signal", "random EQ (data.augment.eq)")
@@ -274,9 +275,9 @@ class BandLimit:
         lo = _check_range("low_hz", low_hz, 1.0)
         hi = _check_range("high_hz", high_hz, 1.0, sample_rate / 2 * 0.999)
         if lo[1] >= hi[0]:
-            raise ValueError(f"low_hz {list(low_hz)} must lie below high_hz {list(high_hz)}")
+            raise ConfigError(f"low_hz {list(low_hz)} must lie below high_hz {list(high_hz)}")
         if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
+            raise ConfigError(f"order must be >= 1, got {order}")
         self.sample_rate, self.low_hz, self.high_hz, self.order, self.p = sample_rate, lo, hi, order, _check_p(p)
         self._signal = _extra("scipy.signal", "band-limiting (data.augment.bandlimit)")
 
@@ -340,10 +341,10 @@ class Mp3Codec:
     ) -> None:
         self._mp3 = _extra("fast_mp3_augment", "MP3 compression (data.augment.mp3)")
         if sample_rate not in self._mp3.SUPPORTED_SAMPLE_RATES:
-            raise ValueError(f"fast-mp3-augment does not support {sample_rate} Hz")
+            raise ConfigError(f"fast-mp3-augment does not support {sample_rate} Hz")
         bad = [b for b in bitrates if b not in self._mp3.SUPPORTED_BITRATES]
         if not bitrates or bad:
-            raise ValueError(f"unsupported MP3 bitrates {bad}; choose from {sorted(self._mp3.SUPPORTED_BITRATES)}")
+            raise ConfigError(f"unsupported MP3 bitrates {bad}; choose from {sorted(self._mp3.SUPPORTED_BITRATES)}")
         self.sample_rate, self.bitrates, self.quality, self.p = sample_rate, list(bitrates), quality, _check_p(p)
         self.last_bitrate: int | None = None
 
@@ -384,7 +385,7 @@ class TimeShift:
 
     def __init__(self, sample_rate: int, max_seconds: float = 0.1, roll: bool = False, p: float = 0.5) -> None:
         if max_seconds < 0:
-            raise ValueError(f"max_seconds must be >= 0, got {max_seconds}")
+            raise ConfigError(f"max_seconds must be >= 0, got {max_seconds}")
         self.max_shift, self.roll, self.p = int(round(max_seconds * sample_rate)), roll, _check_p(p)
         self.last_shift = 0
 
@@ -415,7 +416,7 @@ def _align_ir(h: np.ndarray, pre: int = 16, top_db: float = 60.0) -> np.ndarray:
     does not delay the clip, and cut its tail ``top_db`` below the peak."""
     h = np.asarray(h, dtype=np.float64).ravel()
     if h.size == 0 or not np.isfinite(h).all() or np.max(np.abs(h)) == 0:
-        raise ValueError("impulse response is empty, silent or not finite")
+        raise DataError("impulse response is empty, silent or not finite")
     peak = int(np.argmax(np.abs(h)))
     h = h[max(0, peak - pre) :]
     env = np.abs(h)
@@ -438,7 +439,7 @@ class IRBank:
 
     def __init__(self, irs: Sequence[np.ndarray], sample_rate: int, info: list[dict[str, Any]] | None = None) -> None:
         if not irs:
-            raise ValueError("an IRBank needs at least one impulse response")
+            raise InputError("an IRBank needs at least one impulse response")
         self.irs = [np.asarray(h, dtype=np.float32) for h in irs]
         self.sample_rate, self.info = sample_rate, info or [{} for _ in irs]
 
@@ -472,12 +473,12 @@ class IRBank:
         """
         pra = _extra("pyroomacoustics", "room reverberation (data.augment.reverb)")
         if method not in ("hybrid", "ism"):
-            raise ValueError(f"method must be 'hybrid' or 'ism', got {method!r}")
+            raise ConfigError(f"method must be 'hybrid' or 'ism', got {method!r}")
         if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
+            raise ConfigError(f"count must be >= 1, got {count}")
         rt60 = _check_range("rt60", rt60, 0.01, 5.0)
         if len(size) != 3:
-            raise ValueError(f"size must hold 3 [low, high] ranges in metres, got {size!r}")
+            raise ConfigError(f"size must hold 3 [low, high] ranges in metres, got {size!r}")
         dims = [_check_range("size", s, 2 * margin + 0.1, 100.0) for s in size]
         args = dict(count=count, sample_rate=sample_rate, seed=seed, rt60=list(rt60), size=[list(d) for d in dims],
                     margin=margin, min_distance=min_distance, method=method, max_order=max_order, n_rays=n_rays,
@@ -529,7 +530,7 @@ class IRBank:
 
         files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac"))
         if not files:
-            raise ValueError(f"no .wav or .flac impulse responses under {folder}")
+            raise DataError(f"no .wav or .flac impulse responses under {folder}")
         irs, info = [], []
         for f in files:
             h, _ = load_audio(f, sample_rate=sample_rate)
@@ -623,7 +624,7 @@ def _reverb(sample_rate: int, **options: Any) -> RoomReverb:
     count = options.pop("bank_size", 64)
     if folder is not None:
         if options:
-            raise ValueError(f"data.augment.reverb: {sorted(options)} do not apply to a folder of impulse responses")
+            raise ConfigError(f"data.augment.reverb: {sorted(options)} do not apply to a folder of impulse responses")
         bank = IRBank.from_folder(folder, sample_rate)
     else:
         cache_dir = default_cache_dir() / "ir_banks" if cache == "auto" else cache
@@ -671,10 +672,10 @@ def check_augment_spec(spec: Mapping[str, Any] | None) -> dict[str, dict[str, An
     if not spec:
         return {}
     if not isinstance(spec, Mapping):
-        raise ValueError(f"data.augment must be a mapping of augmentation -> options, got {spec!r}")  # noqa: TRY004
+        raise ConfigError(f"data.augment must be a mapping of augmentation -> options, got {spec!r}")  # noqa: TRY004
     unknown = sorted(set(spec) - set(AUGMENTATIONS))
     if unknown:
-        raise ValueError(f"unknown augmentation(s) {unknown} in data.augment; choose from {list(AUGMENTATIONS)}")
+        raise ConfigError(f"unknown augmentation(s) {unknown} in data.augment; choose from {list(AUGMENTATIONS)}")
     out: dict[str, dict[str, Any]] = {}
     for name in ORDER:
         value = spec.get(name)
@@ -683,10 +684,10 @@ def check_augment_spec(spec: Mapping[str, Any] | None) -> dict[str, dict[str, An
         if value is True:
             value = {}
         if not isinstance(value, Mapping):
-            raise ValueError(f"data.augment.{name} must be true, false or a mapping of options, got {value!r}")
+            raise ConfigError(f"data.augment.{name} must be true, false or a mapping of options, got {value!r}")
         bad = sorted(set(value) - _OPTIONS[name])
         if bad:
-            raise ValueError(f"unknown option(s) {bad} of data.augment.{name}; known: {sorted(_OPTIONS[name])}")
+            raise ConfigError(f"unknown option(s) {bad} of data.augment.{name}; known: {sorted(_OPTIONS[name])}")
         out[name] = dict(value)
     return out
 
@@ -712,7 +713,7 @@ def build_waveform_augment(
             try:
                 chain.append(AUGMENTATIONS[name](sample_rate, **enabled[name]))
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"data.augment.{name}: {exc}") from exc
+                raise ConfigError(f"data.augment.{name}: {exc}") from exc
     if not chain:
         return None
     return chain[0] if len(chain) == 1 and noise is not None and chain[0] is noise else Compose(chain)

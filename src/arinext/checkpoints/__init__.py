@@ -7,9 +7,9 @@ Accepted by :func:`load` (and so by every ``arinext`` command and by ``AudioClas
 * a **save_pretrained directory**: ``config.json`` + ``model.safetensors`` (:mod:`.pretrained`);
 * an **authors' checkpoint**, the original code's ``.pyth`` file (:mod:`.official`).
 
-Whatever the form, the model comes back in eval mode with ``model.pretrained_cfg``: a dict with
-``model``, ``model_args``, ``fold``, ``labels``, ``frontend``, ``train_config`` (the recipe it was trained
-with, if known), ``source`` (``"training"``, ``"pretrained"`` or ``"official"``) and ``path``.
+Whatever the form, the model comes back in eval mode with its :class:`~arinext.models.ModelInfo`
+(:func:`arinext.models.metadata`): ``name``, ``args``, ``fold``, ``labels``, ``frontend``, ``recipe`` (the
+training recipe, if known), ``source`` (``"training"``, ``"pretrained"`` or ``"official"``) and ``path``.
 
 A save_pretrained directory is a Hugging Face Hub model repository: :mod:`.card` writes its
 ``README.md``, :mod:`.hub` loads repo ids and uploads (``huggingface_hub`` needed only there), and
@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig, get_preset
+from ..models.info import metadata
+from ..utils.errors import PathNotFoundError
 from .card import CARD_NAME, render_model_card, write_model_card
 from .hub import from_pretrained, push_to_hub
 from .official import OfficialCheckpointError, convert_original_state_dict, load_official_checkpoint
@@ -53,7 +55,6 @@ __all__ = [
     "load_official_checkpoint",
     "load_pretrained",
     "model_frontend",
-    "model_labels",
     "push_to_hub",
     "render_model_card",
     "resolve",
@@ -93,7 +94,7 @@ def resolve(path: str | Path) -> tuple[Kind, Path]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory (expected {ACCEPTED})")
+        raise PathNotFoundError(f"{path}: no such file or directory (expected {ACCEPTED})")
     if path.is_file():
         return ("official" if path.suffix == ".pyth" else "training"), path
     if is_pretrained_dir(path):
@@ -134,11 +135,6 @@ def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") 
     return load(path, map_location=map_location)
 
 
-def model_labels(model: nn.Module) -> list[str] | dict[str, list[str]] | None:
-    """Class names stored with ``model`` (``pretrained_cfg["labels"]``), or ``None``."""
-    return (getattr(model, "pretrained_cfg", None) or {}).get("labels")
-
-
 def model_frontend(
     model: nn.Module, override: FrontendConfig | str | Mapping[str, Any] | None = None
 ) -> FrontendConfig:
@@ -149,9 +145,9 @@ def model_frontend(
     """
     frontend: Any = override
     if frontend is None:
-        frontend = (getattr(model, "pretrained_cfg", None) or {}).get("frontend")
+        frontend = metadata(model).frontend
     if frontend is None:
-        source = (getattr(model, "pretrained_cfg", None) or {}).get("path", "the model")
+        source = metadata(model).path or "the model"
         raise CheckpointError(f"{source}: no front-end parameters are stored with it; pass a preset name")
     if isinstance(frontend, FrontendConfig):
         return frontend

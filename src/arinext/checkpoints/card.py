@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..utils.errors import InputError
 from ..utils.provenance import current_command
 
 __all__ = [
@@ -41,7 +42,7 @@ CARD_NAME = "README.md"
 #: First line of the body of every card arinext writes; a README without it is the user's own.
 CARD_MARKER = "<!-- model card written by arinext; edits are lost when arinext writes it again -->"
 PAPER = "https://arxiv.org/abs/2404.13551"
-#: The frame-level head's description, next to ``config.json`` when one was fitted (:mod:`arinext.deploy.framehead`).
+#: The frame-level head's description, next to ``config.json`` when one was fitted (:mod:`arinext.inference.framehead`).
 FRAME_HEAD_CONFIG = "frame_head.json"
 
 
@@ -51,7 +52,7 @@ def _metric_rows(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for name, v in (metrics or {}).items():
         row = dict(v) if isinstance(v, Mapping) else {"value": v}
         if "value" not in row:
-            raise ValueError(f"metric {name!r} has no value")
+            raise InputError(f"metric {name!r} has no value")
         low = name.lower()
         default = "accuracy" if ("acc" in low or "top-1" in low or "top1" in low) else "f1" if "f1" in low else name
         row.setdefault("type", default)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError, PathNotFoundError
 from ..utils.optional import require
 from .card import CARD_NAME, FRAME_HEAD_CONFIG
 from .pretrained import CONFIG_NAME, WEIGHTS_NAME, is_pretrained_dir, save_pretrained
@@ -109,9 +110,9 @@ def push_to_hub(
             )  # fmt: skip
     folder = Path(model_or_dir)
     if not is_pretrained_dir(folder):
-        raise FileNotFoundError(f"{folder}: not a save_pretrained directory ({CONFIG_NAME} + {WEIGHTS_NAME})")
+        raise PathNotFoundError(f"{folder}: not a save_pretrained directory ({CONFIG_NAME} + {WEIGHTS_NAME})")
     if save_kwargs:
-        raise ValueError(f"{sorted(save_kwargs)} apply when saving a model, not when uploading a directory")
+        raise ConfigError(f"{sorted(save_kwargs)} apply when saving a model, not when uploading a directory")
     return api.upload_folder(
         repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=commit_message,
         revision=revision, allow_patterns=HUB_FILES,

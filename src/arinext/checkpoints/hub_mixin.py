@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers.reparam import fold_state, reparameterize_model
-from ..models import create_model
+from ..layers.reparam import reparameterize_model
+from ..models import ModelInfo, create_model, metadata, set_metadata
+from ..utils.errors import InputError
 from ..utils.optional import MissingExtraError
 from .hub import download
 from .pretrained import save_pretrained
@@ -65,23 +66,18 @@ class ARINextModel(
         net = create_model(model, **model_args)
         if fold is not None:
             reparameterize_model(net, inplace=True, fold=fold)
-        net.pretrained_cfg = {  # type: ignore[assignment]
-            "model": model, "model_args": dict(model_args), "fold": fold, "labels": labels, "frontend": frontend,
-            "train_config": train_config, "card": card or {},
-        }  # fmt: skip
-        self.net = net.eval()
+        config = {"model": model, "model_args": dict(model_args), "labels": labels, "frontend": frontend,
+                  "train_config": train_config, "card": card}  # fmt: skip
+        self.net = set_metadata(net, ModelInfo.from_config(config)).eval()
 
     @classmethod
     def from_model(cls, net: nn.Module) -> ARINextModel:
-        """Wrap an existing model (its ``pretrained_cfg`` labels, front end and card travel with it)."""
-        cfg = dict(getattr(net, "pretrained_cfg", None) or {})
-        name = getattr(net, "model_name", None)
-        if name is None:
-            raise ValueError("model has no 'model_name': build it with arinext.create_model()")
-        obj = cls(
-            model=name, model_args=dict(getattr(net, "model_args", {})), fold=fold_state(net), labels=cfg.get("labels"),
-            frontend=cfg.get("frontend"), train_config=cfg.get("train_config"), card=cfg.get("card"),
-        )  # fmt: skip
+        """Wrap an existing model (the labels, front end and card of its metadata travel with it)."""
+        info = metadata(net)
+        if info.name is None:
+            raise InputError("model has no registered name: build it with arinext.create_model()")
+        config = info.to_config()
+        obj = cls(**{**config, "model_args": dict(info.args)})
         obj.net = net
         return obj
 

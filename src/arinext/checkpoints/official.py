@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,8 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig
 from ..layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
-from ..models import create_model
+from ..models import create_model, metadata, set_metadata
+from ..utils.errors import ConfigError
 from .training import CheckpointError, load_state_strict, read_torch_file
 
 __all__ = ["OfficialCheckpointError", "convert_original_state_dict", "load_official_checkpoint"]
@@ -81,7 +83,7 @@ def convert_original_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
     for key, value in state.items():
         new = _map_key(key.removeprefix("module."))
         if new is None:
-            raise ValueError(f"unexpected key in original checkpoint: {key!r}")
+            raise CheckpointError(f"unexpected key in original checkpoint: {key!r}")
         out[new] = value
     return out
 
@@ -165,9 +167,9 @@ def load_official_checkpoint(
         ckpt: the file's content when the caller has already read it.
 
     Returns:
-        The model in eval mode, with ``pretrained_cfg`` holding ``model``, ``model_args``, ``fold``,
-        ``frontend`` (from the cfg's ``AUDIO_DATA``), ``labels`` (``None``: the file has no class names)
-        and ``source`` (``"official"``).
+        The model in eval mode; its :class:`~arinext.models.ModelInfo` holds ``frontend`` (from the cfg's
+        ``AUDIO_DATA``), ``labels`` (``None``: the file has no class names), ``dataset`` and ``source``
+        (``"official"``).
     """
     path = Path(path)
     if ckpt is None:
@@ -183,7 +185,7 @@ def load_official_checkpoint(
     if form == "auto":
         form = "training" if has_branches else "fused"
     if form not in ("training", "fused"):
-        raise ValueError(f"form must be 'auto', 'training' or 'fused', got {form!r}")
+        raise ConfigError(f"form must be 'auto', 'training' or 'fused', got {form!r}")
     if form == "training" and not has_branches:
         raise OfficialCheckpointError(f"{path}: holds only fused weights; load it with form='fused'")
     try:
@@ -207,17 +209,12 @@ def load_official_checkpoint(
         load_state_strict(model, own, path, f"the {form} form of {name!r}")
     if extra and has_branches and has_fused:
         _check_merge_consistency(sd, path)
-    model.pretrained_cfg = {  # type: ignore[assignment]
-        "model": name,
-        "model_args": model.model_args,  # type: ignore[attr-defined]
-        "fold": "paper" if form == "fused" else None,
-        "labels": None,
-        "frontend": (fe.to_dict() if (fe := _frontend_from_cfg(cfg or {})) else None),
-        "source": "official",
-        "path": str(path),
-        "dataset": (cfg or {}).get("TRAIN", {}).get("DATASET"),
-        "train_config": None,
-    }
+    fe = _frontend_from_cfg(cfg or {})
+    info = replace(
+        metadata(model), frontend=fe.to_dict() if fe else None, source="official", path=str(path),
+        dataset=(cfg or {}).get("TRAIN", {}).get("DATASET"),
+    )  # fmt: skip
+    set_metadata(model, info)
     log.info("loaded authors' checkpoint %s as %s form", path, form)
     return model.eval()
 

@@ -30,12 +30,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..audio.frontend import FrontendConfig
-from ..layers.reparam import fold_state, reparameterize_model, unwrap_model
-from ..models import create_model
+from ..layers.reparam import reparameterize_model
+from ..models import ModelInfo, create_model, metadata, set_metadata
+from ..utils.errors import InputError
+from ..utils.modules import unwrap_model
 from ..version import __version__
 from ..utils.provenance import current_command
 from .card import CARD_NAME, write_model_card
-from .training import load_state_strict
+from .training import CheckpointError, load_state_strict
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_pretrained_dir", "load_pretrained_dir", "save_pretrained"]
 
@@ -64,11 +66,11 @@ def _check_labels(labels: Labels | None, num_classes: Any) -> Any:
         if isinstance(num_classes, Mapping):
             for k, n in num_classes.items():
                 if len(out.get(k, [])) != n:
-                    raise ValueError(f"head {k!r} has {n} classes but {len(out.get(k, []))} labels were given")
+                    raise InputError(f"head {k!r} has {n} classes but {len(out.get(k, []))} labels were given")
         return out
     out_list = [str(x) for x in labels]
     if isinstance(num_classes, int) and len(out_list) != num_classes:
-        raise ValueError(f"model has {num_classes} classes but {len(out_list)} labels were given")
+        raise InputError(f"model has {num_classes} classes but {len(out_list)} labels were given")
     return out_list
 
 
@@ -88,7 +90,8 @@ def save_pretrained(
     and a model card ``README.md``.
 
     Args:
-        model: a model built by :func:`arinext.create_model` (it carries ``model_name``/``model_args``).
+        model: a model built by :func:`arinext.create_model` (its :func:`~arinext.models.metadata` names the
+            architecture and its arguments).
         labels: class names, or a dict of them for a multi-head model; checked against the head size.
         frontend: the front-end parameters the model expects (a preset from :data:`arinext.PRESETS`).
         metrics: for the card: ``{"test top-1": 0.915}`` or ``{name: {"value", "type", "dataset", "split"}}``.
@@ -96,20 +99,20 @@ def save_pretrained(
         license, dataset, name: the card's licence (default ``unknown``), dataset and title.
         card: write ``README.md`` (never over a README arinext did not write).
 
-    Card fields not given are taken from ``model.pretrained_cfg["card"]`` (a model loaded from a
+    Labels, front end and card fields not given are taken from the model's metadata (a model loaded from a
     directory keeps its card when saved again, e.g. after fusing).
     """
     model = unwrap_model(model)
-    arch = getattr(model, "model_name", None)
+    info = metadata(model)
+    arch = info.name
     if arch is None:
-        raise ValueError("model has no 'model_name': build it with arinext.create_model()")
-    args = dict(getattr(model, "model_args", {}))
-    pretrained = getattr(model, "pretrained_cfg", {}) or {}
+        raise InputError("model has no registered name: build it with arinext.create_model()")
+    args = dict(info.args)
     num_classes = args.get("num_classes", getattr(getattr(model, "head", None), "num_classes", None))
     if labels is None:
-        labels = pretrained.get("labels")
+        labels = info.labels
     if frontend is None:
-        frontend = pretrained.get("frontend")
+        frontend = info.frontend
     if isinstance(frontend, FrontendConfig):
         frontend = frontend.to_dict()
     config = {
@@ -117,12 +120,12 @@ def save_pretrained(
         "arinext_version": __version__,
         "model": arch,
         "model_args": _jsonable(args),
-        "fold": fold_state(model),
+        "fold": info.fold,
         "labels": _check_labels(labels, num_classes),
         "frontend": dict(frontend) if frontend is not None else None,
-        "train_config": _jsonable(pretrained.get("train_config")),
+        "train_config": _jsonable(info.recipe),
     }
-    old_card = dict(pretrained.get("card") or {})
+    old_card = dict(info.card)
     card_fields = {"metrics": metrics, "command": command or current_command(), "license": license,
                    "dataset": dataset, "name": name}  # fmt: skip
     merged = {k: v if v is not None else old_card.get(k) for k, v in card_fields.items()}
@@ -144,25 +147,25 @@ def is_pretrained_dir(path: Path) -> bool:
 
 
 def load_pretrained_dir(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a directory written by :func:`save_pretrained` (strictly); eval mode, ``pretrained_cfg`` set."""
+    """Load a directory written by :func:`save_pretrained` (strictly); eval mode, its metadata set."""
     path = Path(path)
     cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
     try:
         config = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{cfg_path}: invalid JSON ({exc})") from exc
+        raise CheckpointError(f"{cfg_path}: invalid JSON ({exc})") from exc
     if not isinstance(config, dict):
-        raise ValueError(f"{cfg_path}: expected a JSON object")  # noqa: TRY004
+        raise CheckpointError(f"{cfg_path}: expected a JSON object")  # noqa: TRY004
     for key in ("model", "model_args", "fold"):
         if key not in config:
-            raise ValueError(f"{cfg_path}: missing key {key!r}")
+            raise CheckpointError(f"{cfg_path}: missing key {key!r}")
     if config.get("format_version", 1) > FORMAT_VERSION:
-        raise ValueError(f"{cfg_path}: format_version {config['format_version']} is newer than this arinext")
+        raise CheckpointError(f"{cfg_path}: format_version {config['format_version']} is newer than this arinext")
     model = create_model(config["model"], **config["model_args"])
     if config["fold"] is not None:
         reparameterize_model(model, inplace=True, fold=config["fold"])
     state = load_file(str(weights_path), device=str(map_location))
     fold = f"{config['fold']} fold of " if config["fold"] else ""
     load_state_strict(model, state, weights_path, f"the {fold}{config['model']!r} its config.json describes")
-    model.pretrained_cfg = {**config, "source": "pretrained", "path": str(path)}  # type: ignore[assignment]
+    set_metadata(model, ModelInfo.from_config(config, source="pretrained", path=str(path)))
     return model.eval()

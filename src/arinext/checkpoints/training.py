@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import create_model
-from ..utils.errors import ArinextError
+from ..models import create_model, metadata, set_metadata
+from ..utils.errors import ArinextError, PathNotFoundError
 
 __all__ = [
     "CheckpointError",
@@ -46,7 +47,7 @@ class CheckpointError(ArinextError, ValueError):
 def read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors naming the file; a pickle that needs code is refused."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+        raise PathNotFoundError(f"{path}: no such checkpoint file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -166,22 +167,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def model_from_checkpoint(state: dict[str, Any], path: str | Path) -> nn.Module:
     """Rebuild the training-form model of a training checkpoint and load its weights strictly.
 
-    The model is in eval mode and carries ``pretrained_cfg`` (``model``, ``model_args``, ``fold``,
-    ``labels``, ``frontend``, ``train_config``, ``epoch``, ``source="training"``, ``path``).
+    The model is in eval mode and carries its :class:`~arinext.models.ModelInfo` (``labels``, ``frontend``,
+    ``recipe``, ``epoch``, ``source="training"``, ``path``).
     """
     cfg = state["config"]
     name, args = cfg["model"], dict(cfg.get("model_args") or {})
     model = create_model(name, num_classes=state["num_classes"], **args)
     load_state_strict(model, state["model"], path, repr(name))
-    model.pretrained_cfg = {  # type: ignore[assignment]
-        "model": name,
-        "model_args": model.model_args,  # type: ignore[attr-defined]
-        "fold": None,
-        "labels": state.get("labels"),
-        "frontend": state.get("frontend"),
-        "train_config": cfg,
-        "epoch": int(state.get("epoch", 0)),
-        "source": "training",
-        "path": str(path),
-    }
-    return model.eval()
+    info = replace(
+        metadata(model), labels=state.get("labels"), frontend=state.get("frontend"), recipe=cfg,
+        epoch=int(state.get("epoch", 0)), source="training", path=str(path),
+    )  # fmt: skip
+    return set_metadata(model, info).eval()

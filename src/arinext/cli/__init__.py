@@ -1,7 +1,9 @@
 """The ``arinext`` command line: thin subcommands that parse arguments and call the library.
 
-Each subcommand lives in its own module of this package and exposes ``register(subparsers, common)``,
-which adds its parser and sets ``func`` (called with the parsed namespace, returns an exit code).
+Each subcommand lives in its own module of this package, registered in :data:`COMMANDS` (a
+:class:`~arinext.utils.registry.Registry`, as every extension point is), and exposes
+``register(subparsers, common)``, which adds its parser and sets ``func`` (called with the parsed
+namespace, returns an exit code).
 Registering imports nothing heavy: every module that needs an optional extra (ONNX, plotting, HDF5)
 is imported inside the command's ``run``, so ``arinext --help`` and the core commands work with a
 plain ``pip install arinext``.
@@ -25,12 +27,22 @@ from ..utils.errors import ArinextError
 from ..utils.optional import MissingExtraError
 from ..utils.progress import TqdmLoggingHandler
 from ..utils.provenance import set_command
+from ..utils.registry import Registry
 from ..version import __version__
 
-__all__ = ["CLIError", "build_parser", "main"]
+__all__ = ["COMMANDS", "CLIError", "build_parser", "main", "register_command"]
 
-# Subcommand modules, in the order ``arinext --help`` lists them.
-_COMMANDS = ["models", "demo", "train", "evaluate", "loso", "data", "predict", "events", "export", "reparam", "bench"]
+#: Subcommands: name -> the module of this package that registers its parser, in ``arinext --help`` order.
+COMMANDS: Registry[str] = Registry("command")
+
+
+def register_command(name: str, module: str | None = None) -> str:
+    """Register the subcommand module ``module`` (default: ``name``, a module of this package)."""
+    return COMMANDS.register(name, f"{__name__}.{module or name}")
+
+
+for _name in ("models", "demo", "train", "evaluate", "loso", "data", "predict", "events", "export", "reparam", "bench"):
+    register_command(_name)
 
 
 class CLIError(ArinextError):
@@ -73,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = _common_options()
-    for name in _COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").register(sub, common)
+    for name in COMMANDS:
+        importlib.import_module(COMMANDS.get(name)).register(sub, common)
     return parser
 
 
@@ -112,9 +124,9 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 
 def _expected(exc: BaseException) -> bool:
-    """Errors that come from the user's input rather than from a bug."""
-    # ValueError and FileNotFoundError: raise sites not yet moved to an ArinextError subclass
-    return isinstance(exc, (ArinextError, ValueError, FileNotFoundError))
+    """Errors that come from the user's input rather than from a bug: exactly the :class:`ArinextError` ones
+    (any other exception, a plain ``ValueError`` included, is an internal error)."""
+    return isinstance(exc, ArinextError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import argparse
 from ..apps.builders import NoteGrid, build_instruments, build_keywords
 from ..apps.builders.instruments import SOUNDFONTS
 from ..apps.builders.tts import ENGINES, ENGLISH_FESTIVAL_VOICES, ESPEAK_ACCENTS, FESTIVAL_VOICES
+from ..data.records import SUBSETS
 from . import add_parser
 
 
@@ -107,7 +108,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     ev = add_parser(data_sub, common, "events", help="sound-event sets: keyword clips at known times in noise")
     ev.add_argument("out", help="output directory (must be empty or missing unless --force)")
     ev.add_argument("--source", default=None, help="Speech Commands V2-layout dataset (default: the bundled sample)")
-    ev.add_argument("--subset", choices=("training", "validation", "testing"), default="testing", help="clips used")
+    ev.add_argument("--subset", choices=SUBSETS, default="testing", help="clips used")
     ev.add_argument("--files", type=int, default=10, help="number of mixtures")
     ev.add_argument("--seconds", type=float, default=30.0, help="length of each mixture")
     ev.add_argument("--events-per-file", type=int, default=8, help="events per mixture")
@@ -143,7 +144,7 @@ def run_instruments(args: argparse.Namespace) -> int:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    from ..apps.builders.events import build_events
+    from ..apps.builders.event_mixtures import build_events
 
     snr = args.snr_db[0] if len(args.snr_db) == 1 else (args.snr_db[0], args.snr_db[1])
     result = build_events(

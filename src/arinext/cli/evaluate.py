@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..data.records import SUBSETS
 from . import add_parser, progress_setting
 from .train import add_overrides
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("checkpoint", help="run directory, RUN/best.pt, save_pretrained directory or authors' .pyth")
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument(
-        "--subset", choices=("training", "validation", "testing"), help="default: the recipe's data.test_subset"
+        "--subset", choices=SUBSETS, help="default: the recipe's data.test_subset"
     )
     p.add_argument(
         "--by",

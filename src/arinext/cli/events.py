@@ -70,9 +70,9 @@ def _head_dir(checkpoint: str, out: Path | None) -> Path:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from ..apps.events import fit_frame_head
+    from ..apps.event_detection import fit_frame_head
     from ..checkpoints import write_model_card
-    from ..deploy import AudioClassifier
+    from ..inference import AudioClassifier
     from ..utils.provenance import current_command
 
     directory = _head_dir(args.checkpoint, args.out)
@@ -109,8 +109,8 @@ def _summary(m: dict[str, Any]) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..apps.events import evaluate_events
-    from ..deploy import AudioClassifier
+    from ..apps.event_detection import evaluate_events
+    from ..inference import AudioClassifier
 
     clf = AudioClassifier.from_pretrained(args.checkpoint)
     if args.head == "frame" and clf.frame_head is None:

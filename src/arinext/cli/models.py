@@ -35,9 +35,10 @@ def _parse_input(text: str) -> tuple[int, int, int, int]:
 def _verify(name: str, num_classes: int, shape: tuple[int, ...], seed: int) -> tuple[float, list[tuple[Any, ...]]]:
     import torch
 
-    from ..layers.reparam import randomize_batchnorm, reparameterize_model
+    from ..layers.reparam import reparameterize_model
     from ..models import create_model
     from ..utils.complexity import count_macs, count_params
+    from ..utils.modules import randomize_batchnorm
 
     torch.manual_seed(seed)
     model = randomize_batchnorm(create_model(name, num_classes=num_classes), seed).eval()

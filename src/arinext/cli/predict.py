@@ -25,7 +25,7 @@ from ..data.manifests.custom import AUDIO_SUFFIXES
 from . import CLIError, add_parser
 
 if TYPE_CHECKING:
-    from ..deploy import AudioClassifier
+    from ..inference import AudioClassifier
 
 MODEL_ENV = "ARINEXT_MODEL"
 STDIN = "<stdin>"
@@ -115,7 +115,7 @@ def detect(clf: AudioClassifier, name: str, index: int, args: argparse.Namespace
         full = {**record, "frames": frames.to_dict()}
         (args.out / f"{stem}.events.json").write_text(json.dumps(full) + "\n")
         if args.plot:
-            from ..deploy.eventplot import plot_frame_scores
+            from ..inference.eventplot import plot_frame_scores
 
             plot_frame_scores(frames, events, args.out / f"{stem}.events.png", title=name, threshold=used.threshold)
     return record
@@ -136,7 +136,7 @@ def _print_table(record: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy import AudioClassifier
+    from ..inference import AudioClassifier
 
     if not args.model:
         raise CLIError(f"no checkpoint: pass --model CHECKPOINT (or set ${MODEL_ENV})")
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and args.out is None:
         raise CLIError("--plot writes files: give --out DIR")
     if args.plot:
-        from ..deploy import eventplot  # noqa: F401  (fails now, with the extra's name, if matplotlib is missing)
+        from ..inference import eventplot  # noqa: F401  (fails now, with the extra's name, if matplotlib is missing)
     clf = AudioClassifier.from_pretrained(args.model, fuse=not args.no_fuse)
     if args.events and args.head == "frame" and clf.frame_head is None:
         raise CLIError(f"{args.model}: no frame head stored with it (fit one with `arinext events fit`)")

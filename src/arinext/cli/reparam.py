@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoints import load, model_frontend, model_labels, save_pretrained
+    from ..checkpoints import load, model_frontend, save_pretrained
     from ..layers.reparam import fold_state, reparameterize_model
     from ..utils.complexity import count_params
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     x = torch.randn(2, 1, args.frames or fe.num_frames, fe.n_mels, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = float((fused(x) - model(x)).abs().max())
-    save_pretrained(fused, args.output, labels=model_labels(model), frontend=fe)
+    save_pretrained(fused, args.output, frontend=fe)  # labels and card travel in the copy's metadata
     print(f"{args.checkpoint} ({fold_state(model) or 'training form'}) -> {args.output} ({fold_state(fused)})")
     print(f"params: {count_params(model):,} -> {count_params(fused):,}")
     print(f"max |logit difference| on a random {tuple(x.shape)} input: {diff:.3e}")

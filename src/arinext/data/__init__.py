@@ -13,7 +13,7 @@ from .cache import FeatureCache
 from .clips import AudioClipDataset, BadClipReport, ClipLoader, clip_features, collate_clips, make_loader
 from .readers import clip_duration, read_clip
 from .records import SUBSETS, ClipRecord, DatasetNotFoundError, Manifest, build_manifest
-from .registry import dataset_preset, get_manifest, list_datasets
+from .registry import dataset_info, dataset_preset, get_manifest, list_datasets, register_dataset
 from .sampling import fit_frames, frame_crop, pad_waveform_edge, plan_crops
 from .vocab import NSYNTH_FAMILIES, SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
 
@@ -35,6 +35,7 @@ __all__ = [
     "clip_duration",
     "clip_features",
     "collate_clips",
+    "dataset_info",
     "dataset_preset",
     "fit_frames",
     "frame_crop",
@@ -44,4 +45,5 @@ __all__ = [
     "pad_waveform_edge",
     "plan_crops",
     "read_clip",
+    "register_dataset",
 ]

@@ -36,6 +36,7 @@ import torch
 
 from ..audio.frontend import FrontendConfig
 from ..audio.io import AudioDecodeError
+from ..utils.errors import ConfigError
 from .readers import clip_duration
 from .records import ClipRecord, PadMode
 
@@ -93,7 +94,7 @@ class FeatureCache:
         max_bytes: int | None = None,
     ) -> None:
         if dtype not in ("float32", "float16"):
-            raise ValueError(f"cache dtype must be float32 or float16, got {dtype!r}")
+            raise ConfigError(f"cache dtype must be float32 or float16, got {dtype!r}")
         tag = _digest([_FORMAT_VERSION, frontend.to_dict(), pad_mode, dtype])[:12]
         self.folder = Path(cache_dir) / f"logmel-{tag}"
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import AudioDecodeError
-from ..utils.errors import ArinextError
+from ..utils.errors import ArinextError, ConfigError
 from ..utils.progress import progress_bar
 from .cache import FeatureCache
 from .readers import clip_duration, read_clip
@@ -118,22 +118,22 @@ class AudioClipDataset(Dataset):
         )
         if self.multi_label and num_classes is None:
             if manifest is None or not isinstance(manifest.num_classes, int):
-                raise ValueError("multi-label records need num_classes (or pass the Manifest)")
+                raise ConfigError("multi-label records need num_classes (or pass the Manifest)")
             num_classes = manifest.num_classes
         self.num_classes = num_classes
         self.frontend, self.training, self.views, self.seed = frontend, training, views, seed
         if views < 1:
-            raise ValueError(f"views must be >= 1, got {views}")
+            raise ConfigError(f"views must be >= 1, got {views}")
         self.on_bad_clip = on_bad_clip or ("skip" if training else "error")
         if self.on_bad_clip not in ("error", "skip"):
-            raise ValueError(f"on_bad_clip must be 'error' or 'skip', got {on_bad_clip!r}")
+            raise ConfigError(f"on_bad_clip must be 'error' or 'skip', got {on_bad_clip!r}")
         self.pad_mode: PadMode = pad_mode or (manifest.pad_mode if manifest else "frames")
         if self.pad_mode not in ("frames", "waveform"):
-            raise ValueError(f"pad_mode must be 'frames' or 'waveform', got {self.pad_mode!r}")
+            raise ConfigError(f"pad_mode must be 'frames' or 'waveform', got {self.pad_mode!r}")
         if features not in (True, False, "device"):
-            raise ValueError(f"features must be True, False or 'device', got {features!r}")
+            raise ConfigError(f"features must be True, False or 'device', got {features!r}")
         if cache_dir is not None and (waveform_transform is not None or features is not True):
-            raise ValueError(
+            raise ConfigError(
                 "cache_dir caches log-mels: it cannot be combined with waveform_transform or features=False/'device'"
             )
         if features == "device" and spec_augment is not None and not callable(getattr(spec_augment, "draw", None)):
@@ -280,7 +280,7 @@ class AudioClipDataset(Dataset):
     def fill_cache(self, num_workers: int = 0, progress: bool | None = None) -> BadClipReport:
         """Featurize every clip into the cache once (with a progress bar); returns the bad clips."""
         if self.cache is None:
-            raise ValueError("fill_cache needs a dataset built with cache_dir")
+            raise ConfigError("fill_cache needs a dataset built with cache_dir")
         report = BadClipReport()
         loader = DataLoader(
             _CacheFiller(self), batch_size=16, num_workers=num_workers, collate_fn=list, worker_init_fn=_worker_init

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import ClipRecord, Manifest
+from ..utils.errors import ConfigError, DataError
+from .records import SUBSETS, ClipRecord, Manifest
 
 __all__ = [
     "HOLDOUT_SUBSETS",
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: The subsets of a held-out split: the usual three (without the held-out source) and the source itself.
-HOLDOUT_SUBSETS = ("training", "validation", "testing", "heldout")
+HOLDOUT_SUBSETS = (*SUBSETS, "heldout")
 
 
 @dataclass(frozen=True)
@@ -63,20 +64,20 @@ def holdout_from_dict(spec: Mapping[str, Any]) -> Holdout:
     """A :class:`Holdout` from a recipe's ``data.holdout`` mapping ``{column, values, closure}``
     (``values`` may be one string; ``closure`` defaults to ``[speaker]``); ``ValueError`` names a bad key."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"data.holdout must be a mapping {{column, values, closure}}, got {spec!r}")  # noqa: TRY004
+        raise ConfigError(f"data.holdout must be a mapping {{column, values, closure}}, got {spec!r}")  # noqa: TRY004
     unknown = sorted(set(spec) - {"column", "values", "closure"})
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in data.holdout; known: ['closure', 'column', 'values']")
+        raise ConfigError(f"unknown key(s) {unknown} in data.holdout; known: ['closure', 'column', 'values']")
     column, values = spec.get("column"), spec.get("values")
     if not isinstance(column, str) or not column:
-        raise ValueError(f"data.holdout.column must name a metadata column, got {column!r}")
+        raise ConfigError(f"data.holdout.column must name a metadata column, got {column!r}")
     values = [values] if isinstance(values, (str, int)) else values
     if not values or not isinstance(values, (list, tuple)):
-        raise ValueError(f"data.holdout.values must be a value of {column!r} or a list of them, got {values!r}")
+        raise ConfigError(f"data.holdout.values must be a value of {column!r} or a list of them, got {values!r}")
     closure = spec.get("closure", ["speaker"])
     closure = [closure] if isinstance(closure, str) else list(closure or [])
     if column in closure:
-        raise ValueError(f"data.holdout.closure must not contain the held-out column {column!r}")
+        raise ConfigError(f"data.holdout.closure must not contain the held-out column {column!r}")
     return Holdout(column, tuple(str(v) for v in values), tuple(str(c) for c in closure))
 
 
@@ -119,18 +120,18 @@ def split_holdout(manifests: Mapping[str, Manifest], holdout: Holdout) -> Holdou
     Raises:
         ValueError: no clip has the column, or none has a held-out value (naming the values found).
     """
-    subsets = [s for s in ("training", "validation", "testing") if s in manifests]
+    subsets = [s for s in SUBSETS if s in manifests]
     records = [(s, r) for s in subsets for r in manifests[s].records]
     found = source_values((r for _, r in records), holdout.column)
     where = manifests[subsets[0]].source if subsets else "the dataset"
     if not found:
-        raise ValueError(
+        raise DataError(
             f"{where}: no clip has the metadata column {holdout.column!r}; "
             f"columns found: {sorted({k for _, r in records for k, _ in r.meta})}"
         )
     missing = [v for v in holdout.values if v not in found]
     if missing:
-        raise ValueError(f"{where}: no clip has {holdout.column}={missing[0]!r}; values found: {dict(sorted(found.items()))}")
+        raise DataError(f"{where}: no clip has {holdout.column}={missing[0]!r}; values found: {dict(sorted(found.items()))}")
     held = set(holdout.values)
     out: dict[str, list[ClipRecord]] = {name: [] for name in HOLDOUT_SUBSETS}
     is_held = [r.value(holdout.column) in held for _, r in records]

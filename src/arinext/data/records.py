@@ -41,6 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The split names of every dataset, recipe and builder (the one place they are spelled out).
 SUBSETS = ("training", "validation", "testing")
 
 #: An ``int`` class index; a tuple of indices (multi-label); or ``{"verb": v, "noun": n}`` (multi-head).
@@ -162,7 +163,7 @@ class Manifest:
         """
         if isinstance(labels, Mapping) != isinstance(self.labels, dict):
             kind = "several heads" if isinstance(labels, Mapping) else "one head"
-            raise ValueError(f"{self.source}: the model has {kind}, the data does not")
+            raise DataError(f"{self.source}: the model has {kind}, the data does not")
         if not self.labelled:
             self._check_same_classes(labels)
             return self
@@ -215,7 +216,7 @@ class Manifest:
         if unknown and not exclude_unknown:
             where = f" (head {head!r})" if head else ""
             shown = ", ".join(unknown[:10]) + (", ..." if len(unknown) > 10 else "")
-            raise ValueError(
+            raise DataError(
                 f"{self.source}{where}: {len(unknown)} class(es) with clips are not among the model's "
                 f"{len(theirs)} labels: {shown}"
             )
@@ -229,7 +230,7 @@ class DatasetNotFoundError(ArinextError, RuntimeError):
 def check_subset(subset: str) -> str:
     """Return ``subset`` if it is one of :data:`SUBSETS`, else raise ``ValueError``."""
     if subset not in SUBSETS:
-        raise ValueError(f"unknown subset {subset!r}; choose from {list(SUBSETS)}")
+        raise ConfigError(f"unknown subset {subset!r}; choose from {list(SUBSETS)}")
     return subset
 
 
@@ -271,9 +272,9 @@ def class_id(value: object, num_classes: int, where: str) -> int:
     try:
         idx = int(str(value).strip())
     except ValueError:
-        raise ValueError(f"{where}: class id {value!r} is not an integer") from None
+        raise DataError(f"{where}: class id {value!r} is not an integer") from None
     if not 0 <= idx < num_classes:
-        raise ValueError(f"{where}: class id {idx} is outside [0, {num_classes})")
+        raise DataError(f"{where}: class id {idx} is outside [0, {num_classes})")
     return idx
 
 
@@ -296,7 +297,7 @@ def build_manifest(
     for where, rec, *given in rows:
         ident = given[0] if given else (rec.path, rec.key, rec.start, rec.end)
         if ident in seen:
-            raise ValueError(f"{where}: duplicated manifest row, same clip as {seen[ident]} ({rec.source})")
+            raise DataError(f"{where}: duplicated manifest row, same clip as {seen[ident]} ({rec.source})")
         seen[ident] = where
         records.append(rec)
     out_labels: list[str] | dict[str, list[str]]
@@ -408,6 +409,6 @@ def csv_rows(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[s
         reader = csv.DictReader(fh)
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; the header has {reader.fieldnames}")
+            raise DataError(f"{path}: missing column(s) {missing}; the header has {reader.fieldnames}")
         for row in reader:
             yield f"{path} row {reader.line_num}", row

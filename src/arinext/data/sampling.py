@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..utils.errors import ConfigError, DataError, InputError
+
 __all__ = ["Crop", "crop_length", "fit_frames", "frame_crop", "pad_waveform_edge", "plan_crops"]
 
 #: ``(offset, length)`` in samples inside a segment.
@@ -52,9 +54,9 @@ def plan_crops(
         ``(0, num_samples)`` for every view (padding happens later, see :func:`fit_frames`).
     """
     if num_samples <= 0:
-        raise ValueError(f"segment has {num_samples} samples")
+        raise DataError(f"segment has {num_samples} samples")
     if views < 1:
-        raise ValueError(f"views must be >= 1, got {views}")
+        raise ConfigError(f"views must be >= 1, got {views}")
     if num_samples < clip_samples:
         return [(0, num_samples)] * views
     delta = num_samples - clip_samples
@@ -74,7 +76,7 @@ def fit_frames(spec: torch.Tensor, num_frames: int) -> torch.Tensor:
     if t > num_frames:
         return spec[..., :num_frames, :]
     if t == 0:
-        raise ValueError("cannot pad a spectrogram with no frames")
+        raise InputError("cannot pad a spectrogram with no frames")
     last = spec[..., -1:, :].expand(*spec.shape[:-2], num_frames - t, spec.shape[-1])
     return torch.cat([spec, last], dim=-2)
 

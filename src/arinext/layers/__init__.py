@@ -1,4 +1,4 @@
-from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses
+from .classifier import ClassifierHead, ClassifierModel, HeadOutput, MultiHeadOutput, NumClasses, output_classes
 from .reparam import (
     BRANCH_PATHS,
     BranchPath,
@@ -8,10 +8,8 @@ from .reparam import (
     fold_state,
     fuse_conv_bn,
     pad_kernel_to,
-    randomize_batchnorm,
     reparameterize_model,
     set_branch_path,
-    unwrap_model,
 )
 
 __all__ = [
@@ -27,9 +25,8 @@ __all__ = [
     "ReparamMultiKernelDWConv",
     "fold_state",
     "fuse_conv_bn",
+    "output_classes",
     "pad_kernel_to",
-    "randomize_batchnorm",
     "reparameterize_model",
     "set_branch_path",
-    "unwrap_model",
 ]

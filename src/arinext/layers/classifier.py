@@ -19,7 +19,9 @@ from typing import Union
 import torch
 from torch import nn
 
-__all__ = ["ClassifierHead", "ClassifierModel", "HeadOutput", "MultiHeadOutput", "NumClasses"]
+from ..utils.errors import InputError
+
+__all__ = ["ClassifierHead", "ClassifierModel", "HeadOutput", "MultiHeadOutput", "NumClasses", "output_classes"]
 
 #: Classes of one head, or of several heads by name.
 NumClasses = Union[int, Mapping[str, int]]
@@ -109,7 +111,7 @@ class ClassifierModel(nn.Module):
     @staticmethod
     def check_input(x: torch.Tensor) -> None:
         if x.dim() != 4:
-            raise ValueError(f"expected a (B, 1, T, F) spectrogram, got shape {tuple(x.shape)}")
+            raise InputError(f"expected a (B, 1, T, F) spectrogram, got shape {tuple(x.shape)}")
 
     def get_classifier(self) -> nn.Module:
         """The linear layer (an ``nn.ModuleDict`` of them for several heads)."""
@@ -119,3 +121,16 @@ class ClassifierModel(nn.Module):
         """Replace the head with a freshly initialised one (fine-tuning on other classes)."""
         param = next(self.parameters())
         self.head = ClassifierHead(self.num_features, num_classes, self.head.drop.p).to(param.device, param.dtype)
+
+
+def output_classes(model: nn.Module) -> int:
+    """The number of classes of a single-head model (what a classifier of clips, or an exported file, runs)."""
+    num_classes = getattr(getattr(model, "head", None), "num_classes", None)
+    if isinstance(num_classes, Mapping):
+        raise InputError(
+            f"this needs a single-head model; this one has heads {sorted(num_classes)}: "
+            "call the model on LogMel features directly"
+        )
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise InputError(f"model has no classification head (num_classes={num_classes!r})")
+    return num_classes

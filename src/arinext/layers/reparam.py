@@ -5,7 +5,9 @@
   sizes along one axis (time or freq), plus the block's identity path. ``reparameterize()`` fuses the
   branches into one depthwise conv (the paper's fusion); with ``fold="full"`` the identity is folded in
   as well, as a 1 added to the centre tap (RepVGG's identity trick).
-* :func:`reparameterize_model` applies either fold to a whole model.
+* :func:`reparameterize_model` applies either fold to a whole model: it calls ``reparameterize(fold)`` on every
+  submodule that has that method (duck typing, as MobileOne does), so a new re-parameterizable layer only
+  implements ``reparameterize(fold)`` and ``fold_state()``.
 
 Formulas: BN folding ``W' = W * gamma / sqrt(var + eps)``, ``b' = beta + (b - mean) * gamma / sqrt(var + eps)``
 (Ding et al., RepVGG, CVPR 2021); smaller kernels are zero-padded to the centre of the largest one
@@ -30,6 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.errors import ConfigError
+from ..utils.modules import unwrap_model
+
 __all__ = [
     "BRANCH_PATHS",
     "BranchPath",
@@ -39,10 +44,8 @@ __all__ = [
     "fold_state",
     "fuse_conv_bn",
     "pad_kernel_to",
-    "randomize_batchnorm",
     "reparameterize_model",
     "set_branch_path",
-    "unwrap_model",
 ]
 
 Fold = Literal["paper", "full"]
@@ -130,10 +133,14 @@ class ConvNorm(nn.Module):
             return self.conv.weight, self.conv.bias
         return fuse_conv_bn(self.conv.weight, self.conv.bias, self.bn)
 
+    def fold_state(self) -> Fold | None:
+        """``"full"`` once the BN is folded into the conv, else ``None`` (the paper's fold keeps the BN)."""
+        return "full" if self.bn is None else None
+
     def reparameterize(self, fold: Fold = "paper") -> None:
         """Fold the BN into the conv when ``fold == "full"``; the paper's fold keeps it. Idempotent."""
         if fold not in _FOLDS:
-            raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+            raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
         if fold != "full" or self.bn is None:
             return
         kernel, bias = self.get_kernel_bias()
@@ -179,15 +186,15 @@ class ReparamMultiKernelDWConv(nn.Module):
         super().__init__()
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if not kernel_sizes:
-            raise ValueError("kernel_sizes must not be empty")
+            raise ConfigError("kernel_sizes must not be empty")
         if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
-            raise ValueError(f"kernel sizes must be positive and odd, got {kernel_sizes}")
+            raise ConfigError(f"kernel sizes must be positive and odd, got {kernel_sizes}")
         if list(kernel_sizes) != sorted(kernel_sizes, reverse=True) or len(set(kernel_sizes)) != len(kernel_sizes):
-            raise ValueError(f"kernel sizes must be distinct and sorted largest first, got {kernel_sizes}")
+            raise ConfigError(f"kernel sizes must be distinct and sorted largest first, got {kernel_sizes}")
         if axis not in ("time", "freq"):
-            raise ValueError(f"axis must be 'time' or 'freq', got {axis!r}")
+            raise ConfigError(f"axis must be 'time' or 'freq', got {axis!r}")
         if branch_path not in BRANCH_PATHS:
-            raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {branch_path!r}")
+            raise ConfigError(f"branch_path must be one of {BRANCH_PATHS}, got {branch_path!r}")
         self.branch_path: BranchPath = branch_path
         self.channels = channels
         self.kernel_sizes = kernel_sizes
@@ -302,13 +309,19 @@ class ReparamMultiKernelDWConv(nn.Module):
             kernel = kernel + centre
         return kernel, bias
 
+    def fold_state(self) -> Fold | None:
+        """``None`` (branches), ``"paper"`` (fused) or ``"full"`` (fused, identity folded in)."""
+        if self.identity_folded:
+            return "full"
+        return "paper" if self.reparam_conv is not None else None
+
     def reparameterize(self, fold: Fold = "paper") -> None:
         """Fuse the branches in place and delete them; ``fold="full"`` also absorbs the identity.
 
         Idempotent: calling it again (with the same or a weaker fold) changes nothing.
         """
         if fold not in _FOLDS:
-            raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+            raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
         fold_identity = fold == "full" and self.identity and not self.identity_folded
         if self.reparam_conv is not None and not fold_identity:
             return
@@ -355,59 +368,34 @@ def set_branch_path(model: nn.Module, path: BranchPath) -> nn.Module:
     the fast default; see :data:`BRANCH_PATHS`. The results are equal up to float rounding. Returns ``model``.
     """
     if path not in BRANCH_PATHS:
-        raise ValueError(f"branch_path must be one of {BRANCH_PATHS}, got {path!r}")
+        raise ConfigError(f"branch_path must be one of {BRANCH_PATHS}, got {path!r}")
     for m in model.modules():
         if isinstance(m, ReparamMultiKernelDWConv):
             m.branch_path = path
     return model
 
 
+def _reparameterizable(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` (itself included) with a ``reparameterize(fold)`` method, in pre-order."""
+    return [m for m in model.modules() if callable(getattr(m, "reparameterize", None))]
+
+
 def fold_state(model: nn.Module) -> Fold | None:
-    """``None`` for a training-form model, ``"paper"`` or ``"full"`` for one :func:`reparameterize_model` fused."""
-    fold: Fold | None = None
-    for m in model.modules():
-        if isinstance(m, ReparamMultiKernelDWConv):
-            if m.identity_folded:
-                return "full"
-            if m.reparam_conv is not None:
-                fold = "paper"
-        elif isinstance(m, ConvNorm) and m.bn is None:
-            return "full"
-    return fold
+    """``None`` for a training-form model, ``"paper"`` or ``"full"`` for one :func:`reparameterize_model` fused.
 
-
-@torch.no_grad()
-def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Draw every BatchNorm's affine parameters and running statistics at random; returns ``model``.
-
-    Freshly initialised BNs (unit scale, zero shift, zero mean, unit variance, and the zero-initialised
-    last BN of each block) make a fold trivially exact; the folds are checked and timed on these
-    instead: gamma ~ U(0.5, 1.5), beta ~ N(0, 0.2), mean ~ N(0, 0.2), var ~ U(0.5, 1.5).
+    The strongest fold any re-parameterizable layer reports (its ``fold_state()``): ``"full"`` as soon as one
+    layer is fully folded.
     """
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.copy_(torch.randn(n, generator=g) * 0.2)
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)  # type: ignore[union-attr]
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)  # type: ignore[union-attr]
-    return model
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strip DistributedDataParallel / DataParallel / ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod  # type: ignore[assignment]
-        else:
-            return model
+    states = {m.fold_state() for m in _reparameterizable(model) if callable(getattr(m, "fold_state", None))}
+    return "full" if "full" in states else "paper" if "paper" in states else None
 
 
 def reparameterize_model(model: nn.Module, inplace: bool = False, fold: Fold = "paper") -> nn.Module:
     """Return ``model`` with every re-parameterizable module fused, in eval mode.
+
+    A module is re-parameterizable when it has a ``reparameterize(fold)`` method (and a ``fold_state()``
+    method saying which fold it is in), as :class:`ConvNorm` and :class:`ReparamMultiKernelDWConv` do; a new
+    layer needs nothing else to be fused here, by :func:`fold_state` and by every checkpoint form.
 
     Args:
         model: any module (wrappers are unwrapped); BatchNorm statistics must be final.
@@ -426,11 +414,10 @@ def reparameterize_model(model: nn.Module, inplace: bool = False, fold: Fold = "
         >>> fused = arinext.reparameterize_model(m, fold="full")
     """
     if fold not in _FOLDS:
-        raise ValueError(f"fold must be one of {_FOLDS}, got {fold!r}")
+        raise ConfigError(f"fold must be one of {_FOLDS}, got {fold!r}")
     model = unwrap_model(model)
     if not inplace:
         model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        if isinstance(module, (ConvNorm, ReparamMultiKernelDWConv)):
-            module.reparameterize(fold)
+    for module in _reparameterizable(model):
+        module.reparameterize(fold)
     return model.eval()

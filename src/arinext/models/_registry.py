@@ -1,38 +1,38 @@
 """Model registry: ``register_model``, ``create_model``, ``list_models``.
 
 Every architecture variant is a function decorated with ``@register_model`` that returns an
-``nn.Module`` mapping ``(B, 1, T, F)`` log-mel spectrograms to logits.
+``nn.Module`` mapping ``(B, 1, T, F)`` log-mel spectrograms to logits; the registry is a
+:class:`~arinext.utils.registry.Registry`, as for every extension point.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-__all__ = ["create_model", "is_model", "list_models", "register_model"]
+from ..utils.registry import Registry
+from .info import ModelInfo, set_metadata
 
-_model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
+__all__ = ["MODELS", "create_model", "is_model", "list_models", "register_model"]
+
+#: Registered model constructors by name.
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register a model constructor under its function name."""
-    name = fn.__name__
-    if name in _model_entrypoints:
-        raise ValueError(f"model {name!r} is registered twice")
-    _model_entrypoints[name] = fn
-    return fn
+    return MODELS.register(fn.__name__, fn)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of the registered models that match a shell-style ``pattern``."""
-    return sorted(n for n in _model_entrypoints if fnmatch.fnmatch(n, pattern))
+    return sorted(MODELS.names(pattern))
 
 
 def is_model(name: str) -> bool:
-    return name in _model_entrypoints
+    return name in MODELS
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -44,13 +44,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             they override the variant's architecture defaults.
 
     Raises:
-        ValueError: if ``name`` is not registered.
+        ConfigError: if ``name`` is not registered.
     """
-    if name not in _model_entrypoints:
-        known = ", ".join(list_models())
-        raise ValueError(f"unknown model {name!r}; registered models: {known}")
-    model = _model_entrypoints[name](**kwargs)
-    # Recorded so that save_pretrained() can rebuild the same architecture.
-    model.model_name = name  # type: ignore[assignment]
-    model.model_args = {k: v for k, v in kwargs.items() if k != "inference_mode"}  # type: ignore[assignment]
-    return model
+    model = MODELS.get(name)(**kwargs)
+    # Recorded so that save_pretrained() can rebuild the same architecture (arinext.models.metadata reads it).
+    args = {k: v for k, v in kwargs.items() if k != "inference_mode"}
+    return set_metadata(model, ModelInfo(name=name, args=args))

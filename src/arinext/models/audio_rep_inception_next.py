@@ -43,6 +43,7 @@ from torch import nn
 
 from ..layers.classifier import ClassifierHead, ClassifierModel, NumClasses
 from ..layers.reparam import ConvNorm, ReparamMultiKernelDWConv
+from ..utils.errors import ConfigError
 from ._registry import register_model
 
 __all__ = ["AudioRepInceptionNeXt", "ParallelInceptionMixer", "RepInceptionMixer"]
@@ -99,7 +100,7 @@ class ParallelInceptionMixer(InceptionMixer):
     def __init__(self, in_chs: int, dim: int, stride: tuple[int, int], kernels: KernelSizes) -> None:
         super().__init__(in_chs, dim, stride, kernels)
         if len(kernels[0]) != len(kernels[1]):
-            raise ValueError("time_kernel_sizes and freq_kernel_sizes must have the same length (one per path)")
+            raise ConfigError("time_kernel_sizes and freq_kernel_sizes must have the same length (one per path)")
         self.paths = nn.ModuleList(SeparablePath(dim, kt, kf) for kt, kf in zip(*kernels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,11 +236,11 @@ class AudioRepInceptionNeXt(ClassifierModel):
     ) -> None:
         super().__init__()
         if not (len(depths) == len(dims) == len(time_strides) == len(freq_strides)):
-            raise ValueError("depths, dims, time_strides and freq_strides must have the same length")
+            raise ConfigError("depths, dims, time_strides and freq_strides must have the same length")
         if token_mixer not in ("rep", "parallel"):
-            raise ValueError(f"token_mixer must be 'rep' or 'parallel', got {token_mixer!r}")
+            raise ConfigError(f"token_mixer must be 'rep' or 'parallel', got {token_mixer!r}")
         if inference_mode and token_mixer != "rep":
-            raise ValueError("inference_mode needs token_mixer='rep': the parallel paths cannot be fused")
+            raise ConfigError("inference_mode needs token_mixer='rep': the parallel paths cannot be fused")
         self.stem = Stem(in_chans, dims[0], tuple(stem_kernel))  # type: ignore[arg-type]
         stages, prev = [], dims[0]
         for depth, dim, st, sf in zip(depths, dims, time_strides, freq_strides):

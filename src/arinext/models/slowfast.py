@@ -38,6 +38,7 @@ from torch import nn
 
 from ..layers.classifier import ClassifierHead, ClassifierModel, NumClasses
 from ..layers.reparam import ConvNorm
+from ..utils.errors import ConfigError, InputError
 from ._registry import register_model
 
 __all__ = ["AudioSlowFast"]
@@ -142,9 +143,9 @@ class AudioSlowFast(ClassifierModel):
         super().__init__()
         pathways = tuple(pathways)
         if pathways not in (("slow", "fast"), ("slow",), ("fast",)):
-            raise ValueError(f"pathways must be ('slow', 'fast'), ('slow',) or ('fast',), got {pathways}")
+            raise ConfigError(f"pathways must be ('slow', 'fast'), ('slow',) or ('fast',), got {pathways}")
         if not (len(depths) == len(freq_strides) == len(slow_time_kernels) - 1 == len(fast_time_kernels) - 1):
-            raise ValueError("depths, freq_strides and the time kernels (stem + one per stage) must agree in length")
+            raise ConfigError("depths, freq_strides and the time kernels (stem + one per stage) must agree in length")
         self.pathways = pathways
         self.alpha = alpha
         self.fused = len(pathways) == 2
@@ -184,7 +185,7 @@ class AudioSlowFast(ClassifierModel):
         """Every ``alpha``-th frame, picked as the original data loader does (``linspace`` indices)."""
         num = x.shape[2] // self.alpha
         if num < 1:
-            raise ValueError(f"Slow-Fast needs at least alpha={self.alpha} frames, got T={x.shape[2]}")
+            raise InputError(f"Slow-Fast needs at least alpha={self.alpha} frames, got T={x.shape[2]}")
         index = torch.linspace(0, x.shape[2] - 1, num, device=x.device).long()
         return x.index_select(2, index)
 

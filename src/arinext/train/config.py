@@ -28,9 +28,10 @@ import yaml
 
 from ..audio.waveaug import check_augment_spec
 from ..data.holdout import holdout_from_dict
+from ..data.records import SUBSETS
 from ..models import is_model, list_models
 from ..utils.cpu import usable_cpus
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, PathNotFoundError
 
 __all__ = [
     "DataConfig",
@@ -43,7 +44,6 @@ __all__ = [
     "load_config",
 ]
 
-SUBSETS = ("training", "validation", "testing")
 _BAD_CLIP_POLICIES = ("error", "skip")
 _FEATURE_PLACES = ("workers", "device")
 # Free-form mappings: their sub-keys are checked by the component that receives them.
@@ -55,8 +55,8 @@ class DataConfig:
     """Where the clips come from and how they are batched.
 
     Args:
-        dataset: a name from ``arinext.data.list_datasets()`` (``"vggsound"``, ``"folder"``, ``"csv"``, ...),
-            or ``"synthetic"`` for generated band-limited noise spectrograms (smoke tests, benchmarks).
+        dataset: a name from ``arinext.data.list_datasets()`` (``"vggsound"``, ``"folder"``, ``"csv"``, ...;
+            ``"synthetic"``: generated band-limited noise spectrograms for smoke tests and benchmarks, no root).
         root: dataset root directory (or the CSV file for ``"csv"``).
         preset: front-end preset from ``arinext.PRESETS``; ``None`` takes the dataset's default.
         frontend: fields of the preset to replace, e.g. ``{num_frames: 400, clip_seconds: 1.999}``.
@@ -247,19 +247,19 @@ class TrainConfig:
         """Raise ``ValueError`` naming the first inconsistent field; return ``self``."""
         d, o = self.data, self.optim
         if not is_model(self.model):
-            raise ValueError(f"unknown model {self.model!r}; registered models: {', '.join(list_models())}")
+            raise ConfigError(f"unknown model {self.model!r}; registered models: {', '.join(list_models())}")
         if "num_classes" in self.model_args:
-            raise ValueError("model_args.num_classes is not allowed: the number of classes comes from the dataset")
+            raise ConfigError("model_args.num_classes is not allowed: the number of classes comes from the dataset")
         for name in ("train_subset", "val_subset", "test_subset"):
             if getattr(d, name) not in SUBSETS:
-                raise ValueError(f"data.{name} must be one of {SUBSETS}, got {getattr(d, name)!r}")
+                raise ConfigError(f"data.{name} must be one of {SUBSETS}, got {getattr(d, name)!r}")
         _check_features(d)
         if d.on_bad_clip not in _BAD_CLIP_POLICIES:
-            raise ValueError(f"data.on_bad_clip must be one of {_BAD_CLIP_POLICIES}, got {d.on_bad_clip!r}")
+            raise ConfigError(f"data.on_bad_clip must be one of {_BAD_CLIP_POLICIES}, got {d.on_bad_clip!r}")
         if d.batch_size < 1 or (d.eval_batch_size is not None and d.eval_batch_size < 1):
-            raise ValueError("data.batch_size and data.eval_batch_size must be positive")
+            raise ConfigError("data.batch_size and data.eval_batch_size must be positive")
         if d.num_workers is not None and d.num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0 (or null for automatic), got {d.num_workers}")
+            raise ConfigError(f"data.num_workers must be >= 0 (or null for automatic), got {d.num_workers}")
         check_augment_spec(d.augment)
         if d.holdout:
             holdout_from_dict(d.holdout)
@@ -273,17 +273,17 @@ class TrainConfig:
         if self.checkpoint_minutes < 0 or self.checkpoint_steps < 0 or self.log_every_seconds < 0:
             raise ConfigError("checkpoint_minutes, checkpoint_steps and log_every_seconds must be >= 0 (0: off)")
         if d.test_views is not None and d.test_views < 1:
-            raise ValueError(f"data.test_views must be >= 1, got {d.test_views}")
+            raise ConfigError(f"data.test_views must be >= 1, got {d.test_views}")
         if o.epochs < 1:
-            raise ValueError(f"optim.epochs must be >= 1, got {o.epochs}")
+            raise ConfigError(f"optim.epochs must be >= 1, got {o.epochs}")
         if len(o.lr_steps) != len(o.lr_factors):
-            raise ValueError(f"optim.lr_steps {o.lr_steps} and optim.lr_factors {o.lr_factors} differ in length")
+            raise ConfigError(f"optim.lr_steps {o.lr_steps} and optim.lr_factors {o.lr_factors} differ in length")
         if list(o.lr_steps) != sorted(o.lr_steps):
-            raise ValueError(f"optim.lr_steps must be increasing, got {o.lr_steps}")
+            raise ConfigError(f"optim.lr_steps must be increasing, got {o.lr_steps}")
         if self.precise_bn_batches < 0 or self.eval_every < 1:
-            raise ValueError("precise_bn_batches must be >= 0 and eval_every >= 1")
+            raise ConfigError("precise_bn_batches must be >= 0 and eval_every >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.dist_backend not in ("auto", "nccl", "gloo"):
             raise ConfigError(f"dist_backend must be 'auto', 'nccl' or 'gloo', got {self.dist_backend!r}")
         return self
@@ -301,12 +301,12 @@ def _check_features(d: DataConfig) -> None:
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     """Instantiate dataclass ``cls`` from ``values``, recursing into nested dataclasses; unknown keys raise."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")  # noqa: TRY004
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(values).__name__}")  # noqa: TRY004
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ValueError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
+        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; known: {sorted(known)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
@@ -334,7 +334,7 @@ def _typed(key: str, hint: Any, value: Any) -> Any:
     ok = bool in allowed or object in allowed if isinstance(value, bool) else isinstance(value, allowed)
     if not ok:
         names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-        raise ValueError(f"config key {key!r} must be {names}, got {value!r}")
+        raise ConfigError(f"config key {key!r} must be {names}, got {value!r}")
     return copy.deepcopy(value)
 
 
@@ -348,11 +348,11 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key.sub=value")
+        raise ConfigError(f"override {item!r} must look like key.sub=value")
     key, raw = item.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
     if not path:
-        raise ValueError(f"override {item!r} has an empty key")
+        raise ConfigError(f"override {item!r} has an empty key")
     return path, yaml.safe_load(raw) if raw.strip() else None
 
 
@@ -372,11 +372,11 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             if part in _OPEN_DICTS:
                 ref = None
             elif ref is not None and not isinstance(ref.get(part), dict):
-                raise ValueError(f"unknown config key {'.'.join(path[: i + 1])!r} in override {item!r}")
+                raise ConfigError(f"unknown config key {'.'.join(path[: i + 1])!r} in override {item!r}")
             node = node.setdefault(part, {})
             ref = ref[part] if ref is not None else None
         if ref is not None and path[-1] not in ref:
-            raise ValueError(f"unknown config key {'.'.join(path)!r} in override {item!r}")
+            raise ConfigError(f"unknown config key {'.'.join(path)!r} in override {item!r}")
         node[path[-1]] = value
     return out
 
@@ -403,13 +403,13 @@ def _read_recipe(recipe: str | Path) -> dict[str, Any]:
     elif path.suffix not in (".yaml", ".yml") and packaged.is_file():
         text = packaged.read_text()
     elif path.suffix in (".yaml", ".yml"):
-        raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
+        raise PathNotFoundError(f"recipe file {str(path)!r} does not exist")
     else:
         what = "a folder, not a recipe file" if path.is_dir() else "not a file"
         raise ConfigError(f"unknown recipe {str(recipe)!r}: {what}, and not one of {list_recipes()}")
     values = yaml.safe_load(text) or {}
     if not isinstance(values, dict):
-        raise ValueError(f"recipe {str(recipe)!r} must hold a YAML mapping")  # noqa: TRY004
+        raise ConfigError(f"recipe {str(recipe)!r} must hold a YAML mapping")  # noqa: TRY004
     return values
 
 

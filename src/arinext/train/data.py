@@ -1,8 +1,8 @@
 """From a :class:`~arinext.train.config.DataConfig` to datasets and loaders.
 
-Real datasets go through ``arinext.data`` (``get_manifest`` -> ``AudioClipDataset`` -> ``make_loader``).
-``dataset: synthetic`` gives :class:`SyntheticSpectrograms`, generated log-mel-like maps whose class
-is the frequency band that carries energy: separable, instant to load, for smoke tests and benchmarks.
+Datasets stored as files go through ``arinext.data`` (``get_manifest`` -> ``AudioClipDataset`` ->
+``make_loader``); a generated dataset (``dataset: synthetic``, :mod:`arinext.data.synthetic`) is made by the
+generator it is registered with (:func:`arinext.data.register_dataset`).
 """
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..audio.frontend import FrontendConfig, get_preset
-from ..data import Manifest
+from ..data import Manifest, dataset_info
 from ..data.holdout import HOLDOUT_SUBSETS, HoldoutSplit, holdout_from_dict, split_holdout
-from ..utils.errors import DataError
+from ..utils.errors import ConfigError, DataError
 from .config import DataConfig, default_num_workers
 from .distributed import DistInfo
 
 __all__ = [
     "DataBundle",
     "ResumableSampler",
-    "SyntheticSpectrograms",
     "build_dataset",
     "build_loader",
     "check_trainable",
@@ -40,58 +38,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-_SUBSET_SEEDS = {"training": 0, "validation": 1, "testing": 2}
-
-
-class SyntheticSpectrograms(Dataset):
-    """Random ``(1, T, F)`` maps where class ``c`` raises the energy of mel band ``c`` of ``num_classes``.
-
-    Every item is a deterministic function of ``(seed, subset, index)``; items are returned in the
-    ``arinext.data`` batch-dict format. With ``views > 1`` the inputs are ``(views, 1, T, F)``.
-
-    Args:
-        num_classes: number of classes (bands).
-        clips_per_class: clips of each class.
-        num_frames, n_mels: map size ``T x F``.
-        subset: changes the noise, so that subsets are disjoint.
-        views: test views per clip.
-        seed: base seed.
-        fold: cross-validation fold; like ``subset``, it only changes the noise.
-        snr: height of the class band over the unit-variance noise.
-    """
-
-    def __init__(
-        self,
-        num_classes: int = 4,
-        clips_per_class: int = 16,
-        num_frames: int = 64,
-        n_mels: int = 32,
-        subset: str = "training",
-        views: int = 1,
-        seed: int = 0,
-        snr: float = 1.5,
-        fold: int = 0,
-    ) -> None:
-        if num_classes < 2 or num_classes > n_mels:
-            raise ValueError(f"need 2 <= num_classes <= n_mels, got {num_classes} classes and {n_mels} mel bins")
-        self.num_classes, self.clips_per_class = num_classes, clips_per_class
-        self.num_frames, self.n_mels, self.views, self.snr = num_frames, n_mels, views, snr
-        self.seed = (seed * 1000 + fold) * 10 + _SUBSET_SEEDS.get(subset, 3)
-        self.labels = [f"band{c}" for c in range(num_classes)]
-
-    def __len__(self) -> int:
-        return self.num_classes * self.clips_per_class
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        g = torch.Generator().manual_seed(self.seed * 100003 + index)
-        target = index % self.num_classes
-        x = torch.randn(self.views, 1, self.num_frames, self.n_mels, generator=g)
-        width = self.n_mels // self.num_classes
-        x[..., target * width : (target + 1) * width] += self.snr
-        return {"inputs": x if self.views > 1 else x[0], "target": target, "index": index}
 
 
 @dataclass
@@ -164,14 +110,7 @@ def data_fingerprint(bundle: DataBundle) -> str:
 
 
 def _frontend(data: DataConfig) -> FrontendConfig:
-    if data.preset is not None:
-        name = data.preset
-    elif data.dataset == "synthetic":
-        name = "vggsound"
-    else:
-        from ..data import dataset_preset
-
-        name = dataset_preset(data.dataset)
+    name = data.preset if data.preset is not None else dataset_info(data.dataset).preset
     return get_preset(name, **data.frontend)
 
 
@@ -204,7 +143,7 @@ def _manifest(data: DataConfig, subset: str) -> Manifest:
     if data.holdout:
         return holdout_split(data).subsets[subset]
     if subset == "heldout":
-        raise ValueError("the 'heldout' subset needs data.holdout (a column and the value(s) to hold out)")
+        raise ConfigError("the 'heldout' subset needs data.holdout (a column and the value(s) to hold out)")
     return get_manifest(data.dataset, data.root, subset, **data.dataset_args)
 
 
@@ -223,21 +162,20 @@ def build_dataset(data: DataConfig, subset: str, training: bool, seed: int = 0, 
     frontend = _frontend(data)
     views = 1 if training else (data.test_views or frontend.test_views)
     kwargs = dict(data.dataset_args)
-    if data.dataset == "synthetic":
-        ds = SyntheticSpectrograms(
-            num_frames=frontend.num_frames, n_mels=frontend.n_mels, subset=subset, views=views, seed=seed, **kwargs
-        )
-        if labels is not None and list(labels) != ds.labels:
-            raise ValueError(f"synthetic data has classes {ds.labels}, the model {list(labels)}")
-        return DataBundle(ds, ds.labels, ds.num_classes, False, frontend, views, subset=subset)
+    generator = dataset_info(data.dataset).generator
+    if generator is not None:  # generated clips: no manifest, no files
+        ds = generator(subset=subset, frontend=frontend, views=views, seed=seed, **kwargs)
+        if labels is not None and list(labels) != list(ds.labels):
+            raise DataError(f"{data.dataset} data has classes {ds.labels}, the model {list(labels)}")
+        return DataBundle(ds, ds.labels, describe_labels(ds.labels), False, frontend, views, subset=subset)
 
     from ..data import AudioClipDataset
 
     if not data.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{data.dataset}")
     manifest = _manifest(data, subset)
     if not manifest.records:
-        raise ValueError(f"{manifest.source or data.root}: the {subset} subset of {data.dataset!r} has no clips")
+        raise DataError(f"{manifest.source or data.root}: the {subset} subset of {data.dataset!r} has no clips")
     if labels is not None:
         manifest = manifest.relabel(labels)
     spec_augment, noise = None, None
@@ -320,27 +258,22 @@ def build_loader(
     if num_workers is None:
         num_workers = default_num_workers()
     if batch_size % world:
-        raise ValueError(f"batch size {batch_size} is not divisible by the {world} processes")
+        raise ConfigError(f"batch size {batch_size} is not divisible by the {world} processes")
     sampler = ResumableSampler(
         dataset, num_replicas=world, rank=dist_info.rank, shuffle=training, seed=seed, drop_last=False
     )
     per_rank = batch_size // world
     # drop a last partial training batch: a batch of one breaks BatchNorm
     drop_last = training and len(sampler) > per_rank
-    if isinstance(dataset, SyntheticSpectrograms):
-        # its own generator: starting an epoch then draws nothing from the global RNG that a checkpoint restores
-        loader = DataLoader(dataset, per_rank, sampler=sampler, num_workers=num_workers, drop_last=drop_last,
-                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
-    else:
-        from ..data import make_loader
+    from ..data import make_loader
 
-        loader = make_loader(
-            dataset, per_rank, shuffle=False, num_workers=num_workers, sampler=sampler, seed=seed, drop_last=drop_last,
-            persistent_workers=True,
-        )  # fmt: skip
-        if getattr(dataset, "features", True) == "device":
-            from ..data.batch_features import BatchFeatures, FeatureLoader
+    loader = make_loader(
+        dataset, per_rank, shuffle=False, num_workers=num_workers, sampler=sampler, seed=seed, drop_last=drop_last,
+        persistent_workers=True,
+    )  # fmt: skip
+    if getattr(dataset, "features", True) == "device":
+        from ..data.batch_features import BatchFeatures, FeatureLoader
 
-            features = BatchFeatures.for_dataset(dataset)  # type: ignore[arg-type]
-            return FeatureLoader(loader, features, dist_info.device), sampler
+        features = BatchFeatures.for_dataset(dataset)  # type: ignore[arg-type]
+        return FeatureLoader(loader, features, dist_info.device), sampler
     return loader, sampler

@@ -23,7 +23,7 @@ from torch import nn
 from ..audio.io import AudioDecodeError
 from ..data.clips import BadClipReport
 from ..layers.classifier import MultiHeadOutput
-from ..layers.reparam import unwrap_model
+from ..utils.modules import unwrap_model
 from ..utils.progress import progress_bar
 from .distributed import all_gather_cat, all_gather_list, all_reduce_sum
 from .tasks import EvalResult, Task

@@ -36,14 +36,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import load, model_labels
+from ..checkpoints import CheckpointError, load
+from ..data import Manifest, dataset_info
 from ..layers.reparam import fold_state, reparameterize_model
+from ..models import metadata
+from ..utils.errors import ConfigError, DataError
 from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
 from .engine import bf16_supported, predict
-from ..data import Manifest
-from ..utils.errors import ConfigError
 from .report import write_eval_report
 from .submission import make_submission, supervision_levels, write_submission
 from .tasks import EvalResult, make_task
@@ -62,15 +63,16 @@ def _max_diff(a: Any, b: Any) -> float:
 def evaluation_config(model: nn.Module, overrides: list[str] | None = None) -> TrainConfig:
     """The recipe stored with ``model`` (or the defaults), with ``overrides``; evaluation stops on bad clips
     unless ``data.on_bad_clip=skip`` is given."""
-    stored = (getattr(model, "pretrained_cfg", None) or {}).get("train_config")
+    info = metadata(model)
+    stored = info.recipe
     values = dict(stored or {})
     if not stored:
-        values = {"model": model.pretrained_cfg["model"]}  # type: ignore[union-attr,index]
+        values = {"model": info.name}
     values = apply_overrides(values, ["data.on_bad_clip=error", *(overrides or [])])
     cfg = config_from_dict(values)
-    if not cfg.data.root and cfg.data.dataset != "synthetic":
-        source = model.pretrained_cfg.get("path")  # type: ignore[union-attr]
-        raise ValueError(
+    if not cfg.data.root and dataset_info(cfg.data.dataset).needs_root:
+        source = info.path
+        raise ConfigError(
             f"{source}: the checkpoint stores no training recipe; pass --set data.dataset=NAME --set data.root=DIR"
         )
     return cfg
@@ -81,12 +83,12 @@ def _by_source(bundle: Any, prediction: Any, column: str) -> dict[str, dict[str,
     from ..data.holdout import per_source_accuracy
 
     if not isinstance(prediction.scores, torch.Tensor) or prediction.targets.dim() != 1:
-        raise ValueError(f"--by {column}: per-source accuracy needs a single-label, single-head task")
+        raise ConfigError(f"--by {column}: per-source accuracy needs a single-label, single-head task")
     records = [bundle.manifest.records[int(i)] for i in prediction.indices]
     correct = (prediction.scores.argmax(-1) == prediction.targets).tolist()
     if all(r.value(column) is None for r in records):
         found = sorted({k for r in records for k, _ in r.meta})
-        raise ValueError(f"--by {column}: no clip has the metadata column {column!r}; columns found: {found}")
+        raise DataError(f"--by {column}: no clip has the metadata column {column!r}; columns found: {found}")
     return per_source_accuracy(records, correct, column)
 
 
@@ -200,9 +202,9 @@ def evaluate_checkpoint(
             forms disagree on the probabilities by more than 1e-3 (a broken re-parameterization).
     """
     model = load(checkpoint)
-    labels = model_labels(model)
+    labels = metadata(model).labels
     if labels is None:
-        raise ValueError(
+        raise CheckpointError(
             f"{checkpoint}: the checkpoint stores no class names, so its outputs cannot be matched to the data's "
             "classes; save it with arinext.save_pretrained(model, DIR, labels=[...]) first"
         )
@@ -214,7 +216,7 @@ def evaluate_checkpoint(
     if first_run.manifest is not None and not first_run.manifest.labelled:
         return _submit(first_run, cfg, labels, out_dir, sls) if info.is_main else {}
     results, about = first_run.results, first_run.about
-    run = {"checkpoint": str(checkpoint), "epoch": model.pretrained_cfg.get("epoch"), "dataset": cfg.data.dataset}  # type: ignore[union-attr]
+    run = {"checkpoint": str(checkpoint), "epoch": metadata(model).epoch, "dataset": cfg.data.dataset}
     extra = {**run, **about}
     if cfg.data.holdout and subset != "heldout":
         held_run = _evaluate_subset(model, cfg, labels, "heldout", info, progress, by)

@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..data.holdout import HOLDOUT_SUBSETS
+from ..data.records import SUBSETS
+from ..utils.errors import ConfigError, DataError
 from .config import TrainConfig
 from .data import holdout_split
 
@@ -37,13 +40,13 @@ def source_column_values(cfg: TrainConfig, column: str) -> list[str]:
 
     d = cfg.data
     if not d.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{d.dataset}")
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{d.dataset}")
     counts = source_values(
-        (r for s in ("training", "validation", "testing") for r in get_manifest(d.dataset, d.root, s, **d.dataset_args).records),
+        (r for s in SUBSETS for r in get_manifest(d.dataset, d.root, s, **d.dataset_args).records),
         column,
     )
     if not counts:
-        raise ValueError(f"{d.root}: no clip has the metadata column {column!r}")
+        raise DataError(f"{d.root}: no clip has the metadata column {column!r}")
     return sorted(counts)
 
 
@@ -90,7 +93,7 @@ def leave_one_source_out(
             run = _fold_dir(out, column, value, seed)
             metrics_path = run / "eval" / "metrics.json"
             split = holdout_split(fold_cfg.data).summary()  # fails early, before any training, on a bad value
-            empty = [s for s in ("training", "validation", "testing", "heldout") if not split["clips"][s]]
+            empty = [s for s in HOLDOUT_SUBSETS if not split["clips"][s]]
             if empty:  # e.g. every validation speaker belongs to the held-out source
                 _log.warning("%s=%s: not trained, the %s subset would be empty (%s)", column, value, empty[0], split["clips"])
                 folds.append({"value": value, "seed": seed, "clips": split["clips"], "skipped": f"no {empty[0]} clips"})

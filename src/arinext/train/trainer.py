@@ -36,17 +36,17 @@ from ..checkpoints import (
     CheckpointError,
     load,
     load_checkpoint,
-    model_labels,
     resolve,
     save_checkpoint,
     save_pretrained,
 )
 from ..checkpoints.training import capture_rng_state, load_state_strict, restore_rng_state
-from ..data import AudioClipDataset
+from ..data import AudioClipDataset, dataset_info
 from ..data.waveforms import attach_waveform_cache
-from ..layers.reparam import unwrap_model
-from ..models import create_model
+from ..models import create_model, metadata
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from ..utils.errors import ConfigError
+from ..utils.modules import unwrap_model
 from .clip_checks import check_bad_fraction, check_sources, plan_feature_cache
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable, data_fingerprint
@@ -143,13 +143,13 @@ def load_init_weights(model: nn.Module, path: str, labels: Any = None) -> int:
     unexpected = sorted(set(source) - set(target))
     wrong = sorted(k for k in set(source) & set(target) if source[k].shape != target[k].shape)
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise CheckpointError(
             f"weights in {path!r} do not fit the model's backbone: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}, shape mismatch {wrong[:5]}"
         )
     # the head keeps the fresh initialisation it got when the model was built for this dataset
     model.load_state_dict(source, strict=False)
-    kept = _copy_head_rows(pretrained, model, model_labels(pretrained), labels)
+    kept = _copy_head_rows(pretrained, model, metadata(pretrained).labels, labels)
     _log.info("initialised %d tensors from %s (head re-initialised, %d classes kept by name)", len(source), path, kept)
     return len(source)
 
@@ -243,8 +243,8 @@ def _preflight(cfg: TrainConfig) -> TrainConfig:
     cfg = cfg.with_absolute_paths()
     if cfg.init_from:
         resolve(cfg.init_from)  # raises naming what was found and what is accepted
-    if cfg.data.dataset != "synthetic" and not cfg.data.root:
-        raise ValueError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
+    if dataset_info(cfg.data.dataset).needs_root and not cfg.data.root:
+        raise ConfigError(f"data.root is not set: pass --set data.root=/path/to/{cfg.data.dataset}")
     return cfg
 
 
@@ -290,7 +290,7 @@ def _validate(
     prediction = predict(net, val_loader, task, device, amp=amp, progress=progress, desc="val")
     summary = task.evaluate(prediction.scores, prediction.targets).summary
     if cfg.select_metric not in summary:
-        raise ValueError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
+        raise ConfigError(f"select_metric {cfg.select_metric!r} is not one of {sorted(summary)}")
     bad = prediction.skipped
     if bad:
         shown = "; ".join(bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
@@ -508,7 +508,7 @@ def _replan(cfg: TrainConfig, plan: EpochPlan, seconds: float, info: DistInfo, o
 def _export_best(out: Path, labels: Any, frontend: dict[str, Any], cfg: TrainConfig) -> None:
     model = load(out / "best.pt")  # keeps the training config, so `arinext eval RUN/pretrained` finds the data
     save_pretrained(model, out / "pretrained", labels=labels, frontend=frontend)
-    _log.info("exported the best model (epoch %d) to %s", model.pretrained_cfg["epoch"], out / "pretrained")
+    _log.info("exported the best model (epoch %d) to %s", metadata(model).epoch, out / "pretrained")
 
 
 def fit_folds(

@@ -1,7 +1,8 @@
-"""Leaf helpers shared by every layer: complexity counts, the latency timer, optional imports."""
+"""Leaf helpers shared by every layer: complexity counts, module helpers, the latency timer, optional imports."""
 
 from .complexity import count_macs, count_params
-from .errors import ArinextError, ConfigError, DataError, InputError
+from .errors import ArinextError, ConfigError, DataError, InputError, PathNotFoundError
+from .modules import randomize_batchnorm, unwrap_model
 from .optional import MissingExtraError, require
 from .timing import LatencyStats, time_interleaved
 
@@ -12,8 +13,11 @@ __all__ = [
     "InputError",
     "LatencyStats",
     "MissingExtraError",
+    "PathNotFoundError",
     "count_macs",
     "count_params",
+    "randomize_batchnorm",
     "require",
     "time_interleaved",
+    "unwrap_model",
 ]

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = [
     "LoadVerdict",
     "RunQueueWait",
@@ -95,7 +97,7 @@ def configure_threads(threads: int | None = None) -> int:
 
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     elif "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > usable_cpus():
         torch.set_num_threads(usable_cpus())

@@ -6,7 +6,8 @@ command line prints those as one ``arinext <command>: error: ...`` line with exi
 exception is a bug in arinext and exits with status 3 ("internal error"), even a ``ValueError``.
 
 Each concrete class also derives from the built-in exception that code written before this base used to
-catch (``ValueError``, ``ImportError``, ``RuntimeError``), so ``except ValueError`` keeps working.
+catch (``ValueError``, ``FileNotFoundError``, ``ImportError``, ``RuntimeError``), so ``except ValueError``
+keeps working. A ``ValueError`` that is not an :class:`ArinextError` is an internal invariant of arinext.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "InputError",
+    "PathNotFoundError",
 ]
 
 
@@ -33,3 +35,7 @@ class DataError(ArinextError, ValueError):
 
 class InputError(ArinextError, ValueError):
     """A value passed to a function that it cannot use (a waveform of the wrong shape, an unknown label)."""
+
+
+class PathNotFoundError(ArinextError, FileNotFoundError):
+    """A file or folder the user named does not exist; the message names it and what was expected there."""

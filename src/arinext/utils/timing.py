@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .errors import ConfigError
 from .progress import progress_bar
 
 __all__ = ["LatencyStats", "time_interleaved"]
@@ -60,7 +61,7 @@ def time_interleaved(
 ) -> dict[str, LatencyStats]:
     """Time each zero-argument callable ``runs`` times, round-robin, after ``warmup`` untimed calls each."""
     if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
+        raise ConfigError(f"runs must be >= 1, got {runs}")
     for fn in candidates.values():
         for _ in range(warmup):
             fn()

@@ -5,7 +5,7 @@ A *form* is one way of running a registered model:
 * ``train``: the training-time graph in eval mode, eager, NCHW (for Slow-Fast: the model as published);
 * ``paper``: the paper's fusion, :func:`arinext.reparameterize_model` (multi-branch DW convs fused);
 * ``full``: ``reparameterize_model(m, fold="full")`` (every BN and in-block identity folded too);
-* ``fast``: :func:`arinext.deploy.optimize_for_inference` (full fold, kernel cropping, channels-last);
+* ``fast``: :func:`arinext.inference.optimize_for_inference` (full fold, kernel cropping, channels-last);
 * ``compiled``: ``fast`` wrapped in ``torch.compile``;
 * ``onnx``: the full fold exported with ``torch.onnx.export`` and run by ONNX Runtime (all graph
   optimisations on, as many intra-op threads as torch uses).
@@ -33,11 +33,13 @@ import torch
 from torch import nn
 
 from ...audio.frontend import PRESETS, FrontendConfig
-from ...deploy.optimize import optimize_for_inference
-from ...layers.reparam import ReparamMultiKernelDWConv, randomize_batchnorm, reparameterize_model
+from ...inference.optimize import optimize_for_inference
+from ...layers.reparam import ReparamMultiKernelDWConv, reparameterize_model
 from ...models import create_model
 from ...utils.complexity import count_macs, count_params
 from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
+from ...utils.errors import ConfigError
+from ...utils.modules import randomize_batchnorm
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
 
@@ -62,7 +64,7 @@ def parse_size(spec: str) -> tuple[str, int, int]:
         return spec, cfg.num_frames, cfg.n_mels
     match = re.fullmatch(r"(\d+)x(\d+)", spec)
     if not match:
-        raise ValueError(f"bad input size {spec!r}: use a preset ({', '.join(sorted(PRESETS))}) or TxF like 512x128")
+        raise ConfigError(f"bad input size {spec!r}: use a preset ({', '.join(sorted(PRESETS))}) or TxF like 512x128")
     t, f = int(match.group(1)), int(match.group(2))
     return spec, t, f
 
@@ -100,14 +102,14 @@ def _split(candidate: str) -> tuple[str, str]:
     name, _, form = candidate.partition(":")
     form = form or "train"
     if form not in FORMS:
-        raise ValueError(f"unknown form {form!r} in {candidate!r}; choose from {', '.join(FORMS)}")
+        raise ConfigError(f"unknown form {form!r} in {candidate!r}; choose from {', '.join(FORMS)}")
     return name, form
 
 
 def onnx_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[torch.Tensor], Any]:
-    """Export ``model`` with :func:`arinext.deploy.onnx.export_onnx`; a callable running it in ONNX Runtime."""
-    from ...deploy.onnx import export_onnx
-    from ...deploy.runtime import onnx_logits, onnx_session
+    """Export ``model`` with :func:`arinext.export.onnx.export_onnx`; a callable running it in ONNX Runtime."""
+    from ...export.onnx import export_onnx
+    from ...export.runtime import onnx_logits, onnx_session
 
     path = os.path.join(tempfile.mkdtemp(prefix="arinext-bench-"), "model.onnx")
     export_onnx(model, path, frontend=FrontendConfig(num_frames=example.shape[2], n_mels=example.shape[3]), check=False)
@@ -131,7 +133,7 @@ def build_form(name: str, form: str, cfg: BenchConfig, example: torch.Tensor) ->
         plain = reparameterize_model(base, fold="full")
         return plain, (torch.compile(fast) if form == "compiled" else fast)
     if cfg.device != "cpu":
-        raise ValueError("the onnx form runs ONNX Runtime on CPU only")
+        raise ConfigError("the onnx form runs ONNX Runtime on CPU only")
     plain = reparameterize_model(base, fold="full")
     return plain, onnx_runner(plain, example, torch.get_num_threads())
 
@@ -165,7 +167,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     for cand in candidates:
         name, form = _split(cand)
         if form == "paper" and not _has_reparam(name, cfg):
-            raise ValueError(f"{cand}: model {name!r} has no re-parameterizable layers")
+            raise ConfigError(f"{cand}: model {name!r} has no re-parameterizable layers")
     result: dict[str, Any] = {"machine": _machine(), "config": _config_dict(cfg), "rows": []}
     if cfg.with_roofline:
         result["roofline"] = roofline(cfg.roofline_matmul, cfg.roofline_copy_mib, device=cfg.device)

@@ -6,7 +6,7 @@
 """
 
 from ._common import BuildError, BuildResult, DatasetExistsError, EngineNotFoundError
-from .events import EventsBuild, build_events
+from .event_mixtures import EventsBuild, build_events
 from .instruments import GM_PROGRAMS, SOUNDFONTS, NoteGrid, build_instruments
 from .keywords import WORD_SETS, build_keywords, check_words
 

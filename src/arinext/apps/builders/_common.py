@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import soundfile as sf
 
-from ...utils.errors import ArinextError
+from ...utils.errors import ArinextError, ConfigError
 from ...utils.progress import progress_bar
 
 __all__ = [
@@ -165,7 +165,7 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str,
     """
     items = list(items)
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     bar = progress_bar(total=len(items), desc=desc, unit=unit)
     try:
         if jobs == 1:
@@ -188,7 +188,7 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], jobs: int, desc: str,
 def write_clip(path: Path, x: np.ndarray, sample_rate: int, fmt: str) -> None:
     """Write a mono float clip as 16-bit PCM in ``fmt`` (a key of :data:`AUDIO_FORMATS`)."""
     if fmt not in AUDIO_FORMATS:
-        raise ValueError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
+        raise ConfigError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {"compression_level": 1.0} if fmt == "flac" else {}
     sf.write(str(path), np.clip(x, -1.0, 1.0), sample_rate, subtype="PCM_16", format=AUDIO_FORMATS[fmt][1], **extra)

@@ -45,6 +45,7 @@ import soundfile as sf
 
 from ...audio.io import resample
 from ...data.vocab import NSYNTH_FAMILIES, NSYNTH_FOLDERS, NSYNTH_SOURCES
+from ...utils.errors import ConfigError
 from ._common import (
     BuildResult,
     EngineNotFoundError,
@@ -156,7 +157,7 @@ def find_soundfont(name: str) -> Path:
         return Path(path)
     path = Path(name)
     if path.suffix.lower() not in (".sf2", ".sf3") or not path.is_file():
-        raise ValueError(f"unknown soundfont {name!r}: give one of {sorted(SOUNDFONTS)} or an existing .sf2/.sf3 file")
+        raise ConfigError(f"unknown soundfont {name!r}: give one of {sorted(SOUNDFONTS)} or an existing .sf2/.sf3 file")
     return path
 
 
@@ -189,13 +190,13 @@ class NoteGrid:
         programs = sorted(GM_PROGRAMS) if self.programs is None else list(self.programs)
         unknown = [p for p in programs if p not in GM_PROGRAMS]
         if unknown:
-            raise ValueError(f"GM programs {unknown} have no NSynth family; choose from {sorted(GM_PROGRAMS)}")
+            raise ConfigError(f"GM programs {unknown} have no NSynth family; choose from {sorted(GM_PROGRAMS)}")
         if self.pitch_step < 1 or not self.velocities or any(not 1 <= v <= 127 for v in self.velocities):
-            raise ValueError(
+            raise ConfigError(
                 f"need pitch_step >= 1 and velocities in 1..127, got {self.pitch_step}, {list(self.velocities)}"
             )
         if self.valid < 0 or self.test < 0 or self.valid + self.test >= 1:
-            raise ValueError(f"valid and test fractions must be >= 0 and sum below 1, got {self.valid}, {self.test}")
+            raise ConfigError(f"valid and test fractions must be >= 0 and sum below 1, got {self.valid}, {self.test}")
 
 
 def plan_notes(fonts: Sequence[str], grid: NoteGrid = NoteGrid()) -> list[Note]:
@@ -321,7 +322,7 @@ def build_instruments(
     paths = [find_soundfont(name) for name in soundfonts]
     notes = plan_notes(soundfonts, grid)
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise ConfigError(f"batch must be >= 1, got {batch}")
     start = time.perf_counter()
     root = prepare_output(root, force)
     info = {

@@ -35,6 +35,7 @@ import numpy as np
 from ...audio.io import resample
 from ...data.records import SUBSETS
 from ...data.vocab import SPEECH_COMMANDS_CORE_WORDS, SPEECH_COMMANDS_V2_WORDS
+from ...utils.errors import ConfigError
 from ._common import (
     AUDIO_FORMATS,
     BuildError,
@@ -88,13 +89,13 @@ def check_words(words: Sequence[str]) -> list[str]:
         out += list(WORD_SETS[w]) if w in WORD_SETS else [w]
     unknown = [w for w in out if w not in SPEECH_COMMANDS_V2_WORDS]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown word(s) {unknown}: use the Speech Commands V2 words ({', '.join(SPEECH_COMMANDS_V2_WORDS)}) "
             f"or the sets {sorted(WORD_SETS)}"
         )
     repeated = sorted({w for w in out if out.count(w) > 1})
     if not out or repeated:
-        raise ValueError(f"words must be a non-empty list without repeats, got {list(words)} (repeated: {repeated})")
+        raise ConfigError(f"words must be a non-empty list without repeats, got {list(words)} (repeated: {repeated})")
     return out
 
 
@@ -125,7 +126,7 @@ def select_voices(voices: Sequence[Voice], num_espeak: int | None, seed: int) ->
     if num_espeak is None or num_espeak >= len(espeak):
         return others + espeak
     if num_espeak < 0:
-        raise ValueError(f"num_espeak must be >= 0, got {num_espeak}")
+        raise ConfigError(f"num_espeak must be >= 0, got {num_espeak}")
     by_name = {v.name: v for v in espeak}
     accents = sorted({v.name.split("+", 1)[0] for v in espeak})
     variants = sorted({v.name.split("+", 1)[1] for v in espeak})
@@ -148,7 +149,7 @@ def _group(speaker: str) -> str:
 def _count(spec: float, total: int) -> int:
     """A split size given as a count (>= 1) or as a fraction of ``total`` (< 1)."""
     if spec < 0:
-        raise ValueError(f"split sizes must be >= 0, got {spec}")
+        raise ConfigError(f"split sizes must be >= 0, got {spec}")
     return round(spec * total) if spec < 1 else int(spec)
 
 
@@ -163,7 +164,7 @@ def assign_splits(speakers: Sequence[str], val: float, test: float, seed: int) -
     speakers = sorted(set(speakers))
     n_test, n_val = _count(test, len(speakers)), _count(val, len(speakers))
     if n_test + n_val >= len(speakers):
-        raise ValueError(
+        raise ConfigError(
             f"{len(speakers)} speakers cannot give {n_test} test + {n_val} validation speakers and leave any for "
             "training; use more voices or smaller splits"
         )
@@ -325,12 +326,12 @@ def build_keywords(
     """
     words = check_words(words)
     if fmt not in AUDIO_FORMATS:
-        raise ValueError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
+        raise ConfigError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
     unknown = [e for e in (clips_per_voice if isinstance(clips_per_voice, Mapping) else {}) if e not in ENGINES]
     if unknown:
-        raise ValueError(f"clips_per_voice names unknown engine(s) {unknown}; engines: {sorted(ENGINES)}")
+        raise ConfigError(f"clips_per_voice names unknown engine(s) {unknown}; engines: {sorted(ENGINES)}")
     if min([_clips_of(clips_per_voice, e) for e in engines] or [1]) < 1:
-        raise ValueError(f"clips_per_voice must be >= 1, got {clips_per_voice}")
+        raise ConfigError(f"clips_per_voice must be >= 1, got {clips_per_voice}")
     start = time.perf_counter()
     voices = select_voices(list_voices(engines, accents, festival_voices), num_espeak_voices, seed)
     if "espeak-ng" in engines:
@@ -338,7 +339,7 @@ def build_keywords(
     split_of = assign_splits([v.speaker for v in voices], val_speakers, test_speakers, seed)
     for split, option in (("validation", "val_speakers"), ("testing", "test_speakers")):
         if split not in split_of.values():
-            raise ValueError(
+            raise ConfigError(
                 f"the {split} split would be empty: {len(split_of)} speakers with {option}="
                 f"{val_speakers if split == 'validation' else test_speakers} give it none; use more voices or a count"
             )

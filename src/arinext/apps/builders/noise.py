@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...utils.errors import ConfigError
 from ._common import AUDIO_FORMATS, stable_rng, write_clip
 
 __all__ = ["NOISE_COLOURS", "colored_noise", "write_background_noise"]
@@ -29,9 +30,9 @@ def colored_noise(colour: str, n: int, rng: np.random.Generator, rms_dbfs: float
         rms_dbfs: RMS level in dB relative to full scale.
     """
     if colour not in NOISE_COLOURS:
-        raise ValueError(f"unknown noise colour {colour!r}; choose one of {sorted(NOISE_COLOURS)}")
+        raise ConfigError(f"unknown noise colour {colour!r}; choose one of {sorted(NOISE_COLOURS)}")
     if n <= 0:
-        raise ValueError(f"noise length must be positive, got {n}")
+        raise ConfigError(f"noise length must be positive, got {n}")
     spec = np.fft.rfft(rng.standard_normal(n))
     freqs = np.arange(spec.size, dtype=np.float64)
     freqs[0] = 1.0  # keep DC finite; it is removed below

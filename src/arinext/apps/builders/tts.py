@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ...audio.io import load_audio, resample
+from ...utils.errors import ConfigError
 from ._common import BuildError, EngineCrashError, require_tool, run_tool, stable_rng
 
 __all__ = [
@@ -158,7 +159,7 @@ class ClipParams:
 def check_engine(engine: str) -> str:
     """Return the engine binary's path or raise :class:`EngineNotFoundError` naming the Debian package."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown speech engine {engine!r}; choose from {sorted(ENGINES)}")
+        raise ConfigError(f"unknown speech engine {engine!r}; choose from {sorted(ENGINES)}")
     return require_tool(*ENGINES[engine])
 
 
@@ -205,7 +206,7 @@ def list_voices(
         else:
             unknown = [n for n in festival_voices if n not in FESTIVAL_VOICES]
             if unknown:
-                raise ValueError(f"unknown festival voice(s) {unknown}; choose from {list(FESTIVAL_VOICES)}")
+                raise ConfigError(f"unknown festival voice(s) {unknown}; choose from {list(FESTIVAL_VOICES)}")
             missing = [n for n in festival_voices if not _festival_installed(n)]
             if missing:
                 pkgs = " ".join(FESTIVAL_VOICES[n].package for n in missing)
@@ -240,7 +241,7 @@ def espeak_random_voices(count: int, accents: Sequence[str], seed: int) -> list[
     """``count`` espeak-ng voices with random variant files, dealt to ``accents`` in turn; each variant is
     used once, so each is its own speaker (``espeak-<accent>+arxNNN``)."""
     if count < 0:
-        raise ValueError(f"the number of random espeak-ng voices must be >= 0, got {count}")
+        raise ConfigError(f"the number of random espeak-ng voices must be >= 0, got {count}")
     voices = []
     for k in range(count):
         name = f"{RANDOM_VARIANT_PREFIX}{k:03d}"
@@ -315,9 +316,9 @@ def synthesize(
         BuildError: the engine failed or wrote no audio (the message names voice and word).
     """
     if not re.fullmatch(r"[a-z' ]+", word):
-        raise ValueError(f"words must be lower-case letters, got {word!r}")
+        raise ConfigError(f"words must be lower-case letters, got {word!r}")
     if voice.variant is not None and voice.data_path is None:
-        raise ValueError(f"espeak-ng voice {voice.name!r} has a random variant but no data folder (espeak_data_path)")
+        raise ConfigError(f"espeak-ng voice {voice.name!r} has a random variant but no data folder (espeak_data_path)")
     what = f"{voice.engine} voice {voice.name!r}, word {word!r}"
     fd, name = tempfile.mkstemp(suffix=".wav", dir=workdir)
     os.close(fd)

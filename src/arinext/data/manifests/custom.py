@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ...utils.errors import DataError, PathNotFoundError
 from ..records import (
     ClipRecord,
     DatasetNotFoundError,
@@ -105,6 +106,8 @@ def csv_manifest(
     table = list(csv_rows(csv_path, ("path", "label")))
     row_labels = [[x.strip() for x in row["label"].split(";") if x.strip()] for _, row in table]
     if isinstance(labels, (str, Path)):
+        if not Path(labels).is_file():
+            raise PathNotFoundError(f"{labels}: no such label file (one class name per line)")
         labels = [x.strip() for x in Path(labels).read_text().splitlines() if x.strip()]
     labels = labels or sorted({x for names in row_labels for x in names})
     to_index = {name: i for i, name in enumerate(labels)}
@@ -112,20 +115,20 @@ def csv_manifest(
     rows, first_seen = [], {}
     for (where, row), names in zip(table, row_labels):
         if row["path"].strip() in first_seen:  # checked over the whole file, not only this subset
-            raise ValueError(
+            raise DataError(
                 f"{where}: duplicated manifest row, {row['path']!r} is already at {first_seen[row['path'].strip()]}"
             )
         first_seen[row["path"].strip()] = where
         split = (row.get("split") or "").strip()
         if split and split not in _ALIASES:
-            raise ValueError(f"{where}: unknown split {split!r}; use training, validation or testing")
+            raise DataError(f"{where}: unknown split {split!r}; use training, validation or testing")
         path = csv_path.parent / row["path"].strip()
         if (
             _ALIASES[split] if split else hash_subset(row["path"].strip(), validation_percent, testing_percent)
         ) != subset:
             continue
         if not names or (len(names) > 1 and not multi):
-            raise ValueError(f"{where}: expected one label, got {row['label']!r}")
+            raise DataError(f"{where}: expected one label, got {row['label']!r}")
         idx = tuple(label_index(to_index, n, where) for n in names)
         meta = meta_pairs(row, ("path", "label", "split"))
         rows.append((where, ClipRecord(str(path), idx if multi else idx[0], meta=meta)))

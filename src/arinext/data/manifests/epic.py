@@ -73,7 +73,7 @@ def timestamp_to_seconds(stamp: str, where: str = "") -> float:
         h, m, s = stamp.strip().split(":")
         return int(h) * 3600 + int(m) * 60 + float(s)
     except ValueError:
-        raise ValueError(f"{where}: bad timestamp {stamp!r}, expected HH:MM:SS.fff") from None
+        raise DataError(f"{where}: bad timestamp {stamp!r}, expected HH:MM:SS.fff") from None
 
 
 def audio_lengths(hdf5: str | Path) -> dict[str, float]:
@@ -124,7 +124,7 @@ def _segments(
         start = timestamp_to_seconds(row["start_timestamp"], where)
         end = timestamp_to_seconds(row["stop_timestamp"], where)
         if end <= start:
-            raise ValueError(f"{where}: stop {row['stop_timestamp']} is not after start {row['start_timestamp']}")
+            raise DataError(f"{where}: stop {row['stop_timestamp']} is not after start {row['start_timestamp']}")
         target = target_of(row, where)
         ident = row[id_column]
         rec = ClipRecord(str(hdf5), target, start, end, row["video_id"], row["video_id"], ((id_column, ident),))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...utils.errors import DataError
 from ..records import (
     ClipRecord,
     Manifest,
@@ -50,20 +51,20 @@ def nsynth(root: str | Path, subset: str, missing: MissingPolicy = "warn") -> Ma
         keys = [k for k, _ in pairs]
         dup = next((k for k in keys if keys.count(k) > 1), None) if len(set(keys)) != len(keys) else None
         if dup is not None:
-            raise ValueError(f"{json_path}: duplicated manifest entry {dup!r}")
+            raise DataError(f"{json_path}: duplicated manifest entry {dup!r}")
         return dict(pairs)
 
     try:
         examples = json.loads(json_path.read_text(), object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{json_path}: not valid JSON ({exc})") from exc
+        raise DataError(f"{json_path}: not valid JSON ({exc})") from exc
     rows = []
     for note, meta in examples.items():
         where = f"{json_path} entry {note!r}"
         target = class_id(meta.get("instrument_family"), len(NSYNTH_FAMILIES), where)
         name = meta.get("instrument_family_str")
         if name is not None and name != NSYNTH_FAMILIES[target]:
-            raise ValueError(f"{where}: instrument_family {target} is {NSYNTH_FAMILIES[target]!r}, not {name!r}")
+            raise DataError(f"{where}: instrument_family {target} is {NSYNTH_FAMILIES[target]!r}, not {name!r}")
         group = meta.get("instrument_str")
         source = meta_pairs({k: meta.get(k) for k in _SOURCE_FIELDS})
         rows.append((where, ClipRecord(str(root / folder / "audio" / f"{note}.wav"), target, group=group, meta=source)))

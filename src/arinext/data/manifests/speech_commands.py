@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...utils.errors import DataError
 from ..records import (
     ClipRecord,
     Manifest,
@@ -45,7 +46,7 @@ def _read_list(path: Path) -> dict[str, str]:
             continue
         stem = entry.rsplit(".", 1)[0]
         if stem in out:
-            raise ValueError(f"{path} row {n}: duplicated entry {entry!r} (first at {out[stem]})")
+            raise DataError(f"{path} row {n}: duplicated entry {entry!r} (first at {out[stem]})")
         out[stem] = f"{path} row {n}"
     return out
 
@@ -97,7 +98,7 @@ def speech_commands_v2(
     both = lists["validation"].keys() & lists["testing"].keys()
     if both:
         stem = sorted(both)[0]
-        raise ValueError(f"{lists['testing'][stem]}: {stem!r} is also listed at {lists['validation'][stem]}")
+        raise DataError(f"{lists['testing'][stem]}: {stem!r} is also listed at {lists['validation'][stem]}")
     sources = _source_columns(root)
     rows, found = [], set()
     for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...utils.errors import DataError
+from ...utils.errors import ConfigError, DataError
 from ..records import (
     ClipRecord,
     Manifest,
@@ -49,7 +49,7 @@ def urbansound8k(root: str | Path, subset: str, fold: int = 1, missing: MissingP
     """
     check_subset(subset)
     if fold not in range(1, 11):
-        raise ValueError(f"urbansound8k: fold must be 1..10, got {fold!r}")
+        raise ConfigError(f"urbansound8k: fold must be 1..10, got {fold!r}")
     csv_path = Path(root) / "metadata" / "UrbanSound8K.csv"
     require_root(root, "urbansound8k", "metadata/UrbanSound8K.csv", "audio",
                  hint="Expected metadata/UrbanSound8K.csv and audio/fold1..fold10/.")  # fmt: skip
@@ -62,7 +62,7 @@ def urbansound8k(root: str | Path, subset: str, fold: int = 1, missing: MissingP
             continue
         target = class_id(row["classID"], len(URBANSOUND8K_CLASSES), where)
         if row["class"] != URBANSOUND8K_CLASSES[target]:
-            raise ValueError(f"{where}: classID {target} is {URBANSOUND8K_CLASSES[target]!r}, not {row['class']!r}")
+            raise DataError(f"{where}: classID {target} is {URBANSOUND8K_CLASSES[target]!r}, not {row['class']!r}")
         path = Path(root) / "audio" / f"fold{row_fold}" / row["slice_file_name"]
         rows.append((where, ClipRecord(str(path), target, group=f"fold{row_fold}")))
     rows = check_files(rows, missing)

@@ -21,7 +21,7 @@ the taps, with the time stride measured once on a probe input.
 Audio longer than ``block_seconds`` runs block by block over the spectrogram, with ``context_seconds`` of
 spectrogram on each side of a block (blocks start on the grid of the coarsest stride), so memory stays
 bounded and the columns equal those of one pass up to float rounding. Audio shorter than the front end's
-training crop is edge-padded to ``num_frames`` frames, as :class:`~arinext.deploy.AudioClassifier` does.
+training crop is edge-padded to ``num_frames`` frames, as :class:`~arinext.inference.AudioClassifier` does.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..data.sampling import fit_frames
+from ..utils.errors import ConfigError, InputError
 
 __all__ = ["FeatureTaps", "interpolate_columns", "timestamp_grid_ms"]
 
@@ -41,7 +42,7 @@ __all__ = ["FeatureTaps", "interpolate_columns", "timestamp_grid_ms"]
 def timestamp_grid_ms(num_samples: int, sample_rate: int, hop_ms: float) -> torch.Tensor:
     """``0, hop, 2 hop, ...`` up to the duration, in ms (float64): exact multiples, so no drift."""
     if hop_ms <= 0:
-        raise ValueError(f"hop must be positive, got {hop_ms} ms")
+        raise ConfigError(f"hop must be positive, got {hop_ms} ms")
     duration_ms = num_samples * 1000.0 / sample_rate
     count = int(math.floor(duration_ms / hop_ms + 1e-9)) + 1
     return torch.arange(count, dtype=torch.float64) * hop_ms
@@ -104,7 +105,7 @@ class FeatureTaps(nn.Module):
             n = len(self.strides)
             for s in stages:
                 if not -n <= int(s) < n:
-                    raise ValueError(f"stage {s} out of range: the model has {n} stages")
+                    raise ConfigError(f"stage {s} out of range: the model has {n} stages")
             self.stage_ids = sorted({int(s) % n for s in stages})
             self.last = n - 1
         else:
@@ -203,7 +204,7 @@ class FeatureTaps(nn.Module):
 
         for chunk in chunks:
             if chunk.dim() != 2:
-                raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(chunk.shape)}")
+                raise InputError(f"audio must be (n_sounds, n_samples), got shape {tuple(chunk.shape)}")
             buf = chunk if buf is None else torch.cat([buf, chunk], dim=1)
             received += chunk.shape[1]
             while received >= next_start + block + ctx:
@@ -212,7 +213,7 @@ class FeatureTaps(nn.Module):
                 drop = max(0, next_start - ctx) - buf_start
                 buf, buf_start = buf[:, drop:], buf_start + drop
         if buf is None or received == 0:
-            raise ValueError("audio has no samples")
+            raise InputError("audio has no samples")
         while next_start <= received:  # the block holding the last frame (centred on the last sample) too
             run(next_start, final=True)
             next_start += block

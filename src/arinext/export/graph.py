@@ -1,4 +1,5 @@
-"""What every export writes: the fully folded float32 graph, example inputs, metadata and the export report.
+"""What every export writes: the fully folded float32 graph, example inputs, metadata, the export report and
+the model card next to the files.
 
 Shared by the ONNX (:mod:`.onnx`) and TorchScript (:mod:`.torchscript`) exporters. The exported model is
 always the full deploy fold (``reparameterize_model(model, fold="full")``): convolutions with biases,
@@ -8,7 +9,7 @@ ReLUs, pooling and the linear head, no BatchNorm.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,12 +18,23 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig
-from ..checkpoints import model_labels
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..checkpoints.card import write_model_card
+from ..layers.classifier import output_classes
+from ..layers.reparam import reparameterize_model
+from ..models.info import metadata
+from ..utils.modules import unwrap_model
+from ..utils.provenance import current_command
 from ..version import __version__
-from .classifier import output_classes
 
-__all__ = ["ExportReport", "InputKind", "check_lengths", "deploy_model", "example_input", "export_metadata"]
+__all__ = [
+    "ExportReport",
+    "InputKind",
+    "check_lengths",
+    "deploy_model",
+    "example_input",
+    "export_metadata",
+    "write_export_card",
+]
 
 InputKind = Literal["spectrogram", "waveform"]
 
@@ -56,11 +68,11 @@ def export_metadata(
     model: nn.Module, frontend: FrontendConfig, labels: Sequence[str] | None, input_kind: InputKind
 ) -> dict[str, str]:
     """The ``arinext.*`` key/value strings stored with an exported model."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
+    info = metadata(model)
     if labels is None:
-        labels = model_labels(model)  # type: ignore[assignment]
+        labels = info.labels  # type: ignore[assignment]
     return {
-        "arinext.model": str(cfg.get("model") or getattr(model, "model_name", "unknown")),
+        "arinext.model": str(info.name or "unknown"),
         "arinext.fold": "full",
         "arinext.labels": json.dumps(list(labels) if labels is not None else None),
         "arinext.frontend": json.dumps(frontend.to_dict()),
@@ -85,3 +97,18 @@ def example_input(
         return 0.1 * torch.randn(batch, length, generator=g)
     # log-mel values are roughly in [-14, 5]; a shifted normal exercises the same range
     return torch.randn(batch, 1, length, frontend.n_mels, generator=g) * 3.0 - 4.0
+
+
+def write_export_card(model: nn.Module, directory: str | Path, files: Mapping[Path, str]) -> Path | None:
+    """The model card ``README.md`` of exported files: the model's metadata (labels, front end, recipe), the
+    command that ran, and one row per file (``files``: path -> what it maps to what).
+
+    Returns the card's path, or ``None`` when ``directory`` holds a README that arinext did not write.
+    """
+    info = metadata(model)
+    card = {**info.card, "command": current_command() or info.card.get("command")}
+    config = {**info.to_config(), "fold": "full", "arinext_version": __version__, "card": card}
+    rows = [f"| `{Path(p).name}` | {what} |" for p, what in files.items()]
+    text = ["## Exported files", "", "Full deploy fold; metadata (labels, front end) inside the file.", "",
+            "| file | input -> output |", "|---|---|", *rows]  # fmt: skip
+    return write_model_card(directory, config=config, files="\n".join(text))

@@ -6,7 +6,7 @@ Sets come from ``arinext data events`` (``DIR/audio/*.flac`` + ``DIR/events.tsv`
    backbone stays frozen), one label per timestamp (the event whose ``[onset, offset)`` holds it, else
    ``_background_``); a multinomial logistic regression (or one hidden layer) on standardised embeddings
    with ``context`` neighbours each side, full-batch L-BFGS with an L2 penalty;
-2. **choose** the L2 weight and the decoding parameters (:class:`~arinext.deploy.events.DecodeParams`) by
+2. **choose** the L2 weight and the decoding parameters (:class:`~arinext.inference.event_decoding.DecodeParams`) by
    event-based F1 on the mixtures of the *validation* speakers, then whether relabelling the events with
    the clip classifier (``relabel``) raises that F1;
 3. **report** (:func:`evaluate_events`) event-based metrics on the mixtures of the *test* speakers with
@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..deploy import AudioClassifier
-from ..deploy.events import DecodeParams, Event, FrameScores, decode_events
-from ..deploy.framehead import BACKGROUND, FrameHead, stack_context
+from ..inference import AudioClassifier
+from ..inference.event_decoding import DecodeParams, Event, FrameScores, decode_events
+from ..inference.framehead import BACKGROUND, FrameHead, stack_context
+from ..utils.errors import DataError, InputError, PathNotFoundError
 from ..utils.optional import MissingExtraError
 from ..utils.progress import progress_bar
-from .builders.events import read_event_table
+from .builders.event_mixtures import read_event_table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # dcase_util's pkg_resources deprecation warning
@@ -75,9 +76,11 @@ References = Mapping[str, Sequence[Mapping[str, Any]]]
 
 
 def _audio_files(root: Path) -> list[Path]:
+    if not (root / "audio").is_dir():
+        raise PathNotFoundError(f"{root}: no audio/ folder (build a set with `arinext data events`)")
     files = sorted(p for p in (root / "audio").iterdir() if p.suffix.lower() in (".wav", ".flac"))
     if not files:
-        raise FileNotFoundError(f"{root / 'audio'}: no .wav or .flac files (build a set with `arinext data events`)")
+        raise PathNotFoundError(f"{root / 'audio'}: no .wav or .flac files (build a set with `arinext data events`)")
     return files
 
 
@@ -194,7 +197,7 @@ def _frame_targets(times: np.ndarray, events: Sequence[Mapping[str, Any]], index
     y = np.full(len(times), len(index), dtype=np.int64)  # background
     for e in events:
         if e["event_label"] not in index:
-            raise ValueError(f"event label {e['event_label']!r} is not a class of the model ({sorted(index)})")
+            raise DataError(f"event label {e['event_label']!r} is not a class of the model ({sorted(index)})")
         y[(times >= e["onset"]) & (times < e["offset"])] = index[e["event_label"]]
     return y
 
@@ -236,7 +239,7 @@ def fit_frame_head(
     seed: int = 0,
     progress: bool | None = False,
 ) -> FrameHead:
-    """Fit a :class:`~arinext.deploy.framehead.FrameHead` for ``clf`` (see the module docstring).
+    """Fit a :class:`~arinext.inference.framehead.FrameHead` for ``clf`` (see the module docstring).
 
     The returned head carries the fingerprint of ``clf``'s weights, the decoding parameters and L2 weight
     chosen on ``validation``, and ``info`` with the validation metrics and the sets used; it is not
@@ -246,7 +249,7 @@ def fit_frame_head(
     torch.manual_seed(seed)
     labels = list(clf.labels)
     if BACKGROUND in labels:
-        raise ValueError(f"the model already has a {BACKGROUND!r} class")
+        raise InputError(f"the model already has a {BACKGROUND!r} class")
     index = {name: i for i, name in enumerate(labels)}
     refs = {"train": read_event_table(train), "val": read_event_table(validation)}
     emb = {

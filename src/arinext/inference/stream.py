@@ -8,7 +8,7 @@ shorter than one window therefore gives one window. With ``N`` samples the count
 short last window is padded by repeating its last frame (as for short clips in training).
 
 Speed: complete windows that start on the STFT's hop grid (the defaults do) share one STFT per block
-(:func:`~arinext.deploy.window_features.window_logmels`, bit-identical to one ``LogMel`` per window), and
+(:func:`~arinext.inference.window_features.window_logmels`, bit-identical to one ``LogMel`` per window), and
 :func:`scan` runs 32 windows per forward pass by default. Batching changes results only by float rounding
 (about 1e-7 on probabilities: the math kernels block their sums differently for other batch sizes);
 ``batch_size=1`` gives exactly the streaming numbers.
@@ -36,6 +36,7 @@ import torch
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import AudioDecodeError, check_waveform
+from ..utils.errors import ConfigError, InputError
 from ..utils.progress import progress_bar
 from .results import Aggregate, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .window_features import block_features_supported, window_logmels
@@ -48,7 +49,7 @@ _FEATURE_VALUES = 1 << 24  # most float32 magnitudes (about 64 MiB) held at once
 
 
 class WindowScorer(Protocol):
-    """What the sliding-window code needs from a classifier (:class:`~arinext.deploy.AudioClassifier` is one)."""
+    """What the sliding-window code needs from a classifier (:class:`~arinext.inference.AudioClassifier` is one)."""
 
     labels: list[str]
     frontend_config: FrontendConfig
@@ -72,7 +73,7 @@ class AudioStream:
     """Classify audio that arrives in chunks: one prediction per hop, as soon as its window is complete.
 
     Args:
-        classifier: the classifier to run (an :class:`~arinext.deploy.AudioClassifier`).
+        classifier: the classifier to run (an :class:`~arinext.inference.AudioClassifier`).
         window: window length in seconds; default the front end's training crop (``clip_seconds``).
         hop: hop in seconds, ``0 < hop <= window``; default half the window.
         sampling_rate: rate of the pushed samples; default the model's rate. Other rates are
@@ -105,9 +106,9 @@ class AudioStream:
         self.window_samples = int(round(window * sr))
         self.hop_samples = int(round(hop * sr))
         if self.window_samples < 1 or self.hop_samples < 1:
-            raise ValueError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
+            raise ConfigError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
         if self.hop_samples > self.window_samples:
-            raise ValueError(f"hop ({hop} s) must not be longer than the window ({window} s)")
+            raise ConfigError(f"hop ({hop} s) must not be longer than the window ({window} s)")
         self.window, self.hop = self.window_samples / sr, self.hop_samples / sr
         self.input_rate = sr if sampling_rate is None else int(sampling_rate)
         self.top_k = top_k
@@ -193,9 +194,9 @@ class AudioStream:
             chunk = chunk.detach().cpu().numpy()
         x = np.asarray(chunk, dtype=np.float32)
         if x.ndim != 1:
-            raise ValueError(f"push() takes 1-D mono chunks, got shape {x.shape}")
+            raise InputError(f"push() takes 1-D mono chunks, got shape {x.shape}")
         if x.size and not np.all(np.isfinite(x)):
-            raise ValueError("chunk contains NaN or Inf samples")
+            raise InputError("chunk contains NaN or Inf samples")
         if self._resampler is None:
             return x
         return np.asarray(self._resampler.resample_chunk(x, last=last), dtype=np.float32)
@@ -267,7 +268,7 @@ def scan(
     """Slide ``classifier`` over audio of any length with bounded memory.
 
     Args:
-        classifier: an :class:`~arinext.deploy.AudioClassifier` (any :class:`WindowScorer`).
+        classifier: an :class:`~arinext.inference.AudioClassifier` (any :class:`WindowScorer`).
         source: a file path or file bytes (read in blocks), or a 1-D array with ``sampling_rate``
             (or a ``{"array", "sampling_rate"}`` dict).
         window, hop: seconds; defaults: the front end's crop and half of it (see :class:`AudioStream`).
@@ -280,15 +281,15 @@ def scan(
         progress: a bar over the file: ``None`` on a terminal only, ``True`` always, ``False`` never.
 
     Returns:
-        a :class:`~arinext.deploy.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
+        a :class:`~arinext.inference.ScanResult` (``windows`` with start/end seconds and top-k, and ``aggregate``).
     """
     if aggregate not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+        raise ConfigError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
     if isinstance(source, Mapping):
         source, sampling_rate = source["array"], int(source["sampling_rate"])
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sampling_rate is None:
-            raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+            raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
         x = check_waveform(np.asarray(source, dtype=np.float32).reshape(-1))
         step = max(1, int(block_seconds * sampling_rate))
         rate, frames, blocks = int(sampling_rate), x.size, (x[i : i + step] for i in range(0, x.size, step))

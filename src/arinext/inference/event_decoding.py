@@ -16,7 +16,7 @@ mean score, so that one event is never split between two labels. A grid point ``
 ``[t_i - hop/2, t_i + hop/2)``; an event's score is the mean score of its class over the event.
 
 ``DecodeParams.relabel`` asks for a second opinion on each event's label from the clip classifier itself
-(:meth:`arinext.deploy.AudioClassifier.events`, which has the audio): the events found here keep their
+(:meth:`arinext.inference.AudioClassifier.events`, which has the audio): the events found here keep their
 onset and offset.
 """
 
@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from ..utils.errors import ConfigError, InputError
 
 __all__ = ["DecodeParams", "DecodeMode", "Event", "FrameScores", "decode_events", "median_filter"]
 
@@ -53,7 +55,7 @@ class FrameScores:
 
     def __post_init__(self) -> None:
         if self.scores.ndim != 2 or self.scores.shape != (len(self.times), len(self.labels)):
-            raise ValueError(
+            raise InputError(
                 f"scores must be (len(times), len(labels)) = ({len(self.times)}, {len(self.labels)}), "
                 f"got {self.scores.shape}"
             )
@@ -91,7 +93,7 @@ class DecodeParams:
     """Parameters of :func:`decode_events` (see the module docstring); ``low=None`` means ``low = threshold``.
 
     ``relabel`` is not used by :func:`decode_events`: :meth:`AudioClassifier.events
-    <arinext.deploy.AudioClassifier.events>` then relabels the events with the clip classifier.
+    <arinext.inference.AudioClassifier.events>` then relabels the events with the clip classifier.
     """
 
     threshold: float = 0.5
@@ -104,13 +106,13 @@ class DecodeParams:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         low = self.threshold if self.low is None else self.low
         if not 0 <= low <= self.threshold:
-            raise ValueError(f"need 0 <= low <= threshold, got low={low}, threshold={self.threshold}")
+            raise ConfigError(f"need 0 <= low <= threshold, got low={low}, threshold={self.threshold}")
         for name in ("median", "min_duration", "min_gap"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +122,7 @@ class DecodeParams:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown decoding parameters {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown decoding parameters {sorted(unknown)}; known: {sorted(known)}")
         return cls(**dict(d))
 
 
@@ -171,7 +173,7 @@ def decode_events(
     if classes is not None:
         unknown = sorted(set(classes) - set(labels))
         if unknown:
-            raise ValueError(f"classes {unknown} are not among the labels {labels}")
+            raise ConfigError(f"classes {unknown} are not among the labels {labels}")
     keep = [k for k, name in enumerate(labels) if classes is None or name in set(classes)]
     if len(frames.times) == 0 or not keep:
         return []

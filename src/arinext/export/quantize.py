@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig
+from ..utils.errors import ArinextError, ConfigError, InputError, PathNotFoundError
 from ..utils.optional import MissingExtraError
 from ..utils.timing import time_interleaved
 from .runtime import onnx_logits, onnx_session
@@ -159,7 +160,7 @@ def _split(batch: Batch) -> tuple[np.ndarray, np.ndarray | None]:
     else:
         inputs, target = batch, None
     if isinstance(target, Mapping):
-        raise ValueError("multi-head targets are not supported by the int8 tools")
+        raise InputError("multi-head targets are not supported by the int8 tools")
     if isinstance(target, torch.Tensor):
         target = target.cpu().numpy()
     return _as_array(inputs), None if target is None else np.asarray(target)
@@ -215,7 +216,7 @@ def quantize_onnx(
     dynamic (or per-tensor) int8 file of a trained model needs.
 
     Args:
-        fp32_path: a float ONNX file (from :func:`~arinext.deploy.onnx.export_onnx`).
+        fp32_path: a float ONNX file (from :func:`~arinext.export.onnx.export_onnx`).
         int8_path: where to write the int8 model; the ``arinext.*`` metadata is carried over and
             ``arinext.quantization`` names the mode and recipe.
         mode: ``"dynamic"`` or ``"static"`` (see the module docstring).
@@ -226,13 +227,13 @@ def quantize_onnx(
             x64 CPUs without VNNI (``False`` reproduces the old recipe, which saturates there).
     """
     if mode not in ("dynamic", "static"):
-        raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
+        raise ConfigError(f"mode must be 'dynamic' or 'static', got {mode!r}")
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if not fp32_path.is_file():
-        raise FileNotFoundError(f"{fp32_path}: no such ONNX file")
+        raise PathNotFoundError(f"{fp32_path}: no such ONNX file")
     int8_path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "static" and calibration is None:
-        raise ValueError("static quantization needs calibration inputs (e.g. a data loader over training clips)")
+        raise ConfigError("static quantization needs calibration inputs (e.g. a data loader over training clips)")
     with tempfile.TemporaryDirectory() as tmp, _quiet_root_logger():
         prepared = Path(tmp) / "prepared.onnx"  # shape inference + graph clean-up, as onnxruntime advises
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
@@ -245,7 +246,7 @@ def quantize_onnx(
             kwargs = {**STATIC_RECIPE, "per_channel": per_channel, "reduce_range": reduce_range}
             quantize_static(prepared, int8_path, reader, **kwargs)
             if reader.count == 0:
-                raise ValueError("calibration produced no batches")
+                raise InputError("calibration produced no batches")
             log.info("static int8: calibrated on %d batches", reader.count)
             weights = "per-channel" if per_channel else "per-tensor"
             recipe = f"static: QDQ, {weights} int8 weights {'[-64, 64]' if reduce_range else '[-127, 127]'}, "
@@ -277,7 +278,7 @@ def quantize_model(
 ) -> QuantizeReport:
     """int8 ONNX file of ``model`` with both fixes: dead channels neutralized on a copy, then the recipe.
 
-    The model itself is not changed; export its fp32 file separately (:func:`~arinext.deploy.onnx.export_onnx`)
+    The model itself is not changed; export its fp32 file separately (:func:`~arinext.export.onnx.export_onnx`)
     so that the float file stays exact. ``neutralize=False`` and ``reduce_range=False`` reproduce the old,
     fragile recipe (for tests and benchmarks).
 
@@ -287,7 +288,7 @@ def quantize_model(
             them; dynamic int8 does not, and :func:`check_int8` shows it).
         int8_path: the ``.int8.onnx`` file to write.
         mode, calibration: as for :func:`quantize_onnx`.
-        frontend, labels, opset: stored with the file, as for :func:`~arinext.deploy.onnx.export_onnx`.
+        frontend, labels, opset: stored with the file, as for :func:`~arinext.export.onnx.export_onnx`.
         recipe: ``per_channel`` / ``reduce_range`` overrides passed to :func:`quantize_onnx`.
     """
     from .onnx import export_onnx  # same package: ONNX export needs the same extra
@@ -390,7 +391,7 @@ def _logits_and_targets(session: Any, batches: Sequence[Batch]) -> tuple[np.ndar
         logits.append(onnx_logits(session, inputs))
         targets.append(target)
     if not logits:
-        raise ValueError("no clips to compare")
+        raise InputError("no clips to compare")
     labelled = all(t is not None and t.ndim == 1 for t in targets)  # single-label class indices
     return np.concatenate(logits), np.concatenate(targets) if labelled else None  # type: ignore[arg-type]
 
@@ -412,7 +413,7 @@ def check_int8(
         min_agreement: the lowest agreement that passes.
     """
     if not 0.0 <= min_agreement <= 1.0:
-        raise ValueError(f"min_agreement must be in [0, 1], got {min_agreement}")
+        raise ConfigError(f"min_agreement must be in [0, 1], got {min_agreement}")
     batches = list(batches)
     fp32, targets = _logits_and_targets(onnx_session(fp32_path), batches)
     int8, _ = _logits_and_targets(onnx_session(int8_path), batches)
@@ -437,7 +438,7 @@ def check_int8(
     )
 
 
-class Int8Refused(RuntimeError):
+class Int8Refused(ArinextError, RuntimeError):
     """An int8 file failed :func:`check_int8` and was removed (``arinext export`` exits with code 1)."""
 
 
@@ -484,7 +485,7 @@ def onnx_accuracy(model: str | Path | Any, batches: Iterable[Batch]) -> dict[str
     session = onnx_session(model) if isinstance(model, (str, Path)) else model
     logits, targets = _logits_and_targets(session, list(batches))
     if targets is None:
-        raise ValueError("onnx_accuracy needs single-label targets")
+        raise InputError("onnx_accuracy needs single-label targets")
     p = logits.argmax(axis=-1)
     return {"accuracy": float((p == targets).mean()), "n": int(targets.size), "predictions": p}
 

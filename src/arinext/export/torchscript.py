@@ -1,6 +1,6 @@
 """TorchScript export of the fused model (spectrogram -> logits, any batch and time length).
 
-The metadata of :func:`~arinext.deploy.graph.export_metadata` is stored as the extra file
+The metadata of :func:`~arinext.export.graph.export_metadata` is stored as the extra file
 ``arinext.json`` inside the archive; :func:`load_torchscript` returns it with the module.
 """
 
@@ -47,7 +47,7 @@ def export_torchscript(
 ) -> ExportReport:
     """Trace the fully fused ``model`` to TorchScript and save it with its metadata.
 
-    Args mirror :func:`~arinext.deploy.onnx.export_onnx` (spectrogram input only). With ``check`` the loaded
+    Args mirror :func:`~arinext.export.onnx.export_onnx` (spectrogram input only). With ``check`` the loaded
     archive is compared with eager PyTorch at two time lengths (1 s and the training crop).
     """
     fe = model_frontend(model, frontend)

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..utils.errors import ConfigError, InputError
+
 __all__ = ["Prediction", "ScanResult", "WindowPrediction", "aggregate_probs", "top_k_labels"]
 
 Prediction = dict[str, Any]  # {"label": str, "score": float}, the Hugging Face pipeline format
@@ -29,9 +31,9 @@ def top_k_labels(probs: np.ndarray, labels: Sequence[str], top_k: int | None = 5
 def aggregate_probs(probs: np.ndarray, method: Aggregate = "mean") -> np.ndarray:
     """Clip-level scores from per-window scores ``(W, C)``: their ``"mean"`` or ``"max"`` over windows."""
     if method not in ("mean", "max"):
-        raise ValueError(f"aggregate must be 'mean' or 'max', got {method!r}")
+        raise ConfigError(f"aggregate must be 'mean' or 'max', got {method!r}")
     if probs.shape[0] == 0:
-        raise ValueError("no windows to aggregate")
+        raise InputError("no windows to aggregate")
     return probs.mean(axis=0) if method == "mean" else probs.max(axis=0)
 
 
@@ -58,7 +60,7 @@ class WindowPrediction:
 
 @dataclass
 class ScanResult:
-    """What :func:`arinext.deploy.scan` returns.
+    """What :func:`arinext.inference.scan` returns.
 
     Attributes:
         windows: one :class:`WindowPrediction` per window, in time order.

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..utils.optional import MissingExtraError
-from .events import Event, FrameScores
+from .event_decoding import Event, FrameScores
 
 try:
     import matplotlib

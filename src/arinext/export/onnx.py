@@ -27,6 +27,7 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig
 from ..checkpoints import model_frontend
+from ..utils.errors import ConfigError
 from ..utils.optional import MissingExtraError
 from .graph import ExportReport, InputKind, check_lengths, deploy_model, example_input, export_metadata
 from .runtime import onnx_session
@@ -98,8 +99,8 @@ def export_onnx(
     Args:
         model: a classifier (training form or fused; it is fused again with ``fold="full"`` on a copy).
         path: output ``.onnx`` file.
-        frontend: the front end the model was trained with (default: ``model.pretrained_cfg``).
-        labels: class names stored as metadata (default: ``model.pretrained_cfg["labels"]``).
+        frontend: the front end the model was trained with (default: the one in its metadata).
+        labels: class names stored as metadata (default: those in the model's metadata).
         input_kind: ``"spectrogram"`` exports ``(B, 1, T, F)`` log-mel -> logits; ``"waveform"`` puts the
             log-mel front end in the graph, ``(B, N)`` samples at the front end's rate -> logits.
         opset: ONNX opset.
@@ -110,7 +111,7 @@ def export_onnx(
         an :class:`ExportReport` with the measured difference.
     """
     if input_kind not in ("spectrogram", "waveform"):
-        raise ValueError(f"input_kind must be 'spectrogram' or 'waveform', got {input_kind!r}")
+        raise ConfigError(f"input_kind must be 'spectrogram' or 'waveform', got {input_kind!r}")
     fe = model_frontend(model, frontend)
     fused = deploy_model(model)
     graph: nn.Module = WaveformClassifier(fe, fused).eval() if input_kind == "waveform" else fused

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio.frontend import FrontendConfig, htk_mel_filterbank
+from ..utils.errors import ConfigError
 
 __all__ = ["ConvLogMel", "WaveformClassifier"]
 
@@ -28,7 +29,7 @@ class ConvLogMel(nn.Module):
         c = self.config = config
         n_fft, win = c.n_fft, c.win_length
         if win > n_fft:
-            raise ValueError(f"window ({win} samples) is longer than n_fft ({n_fft})")
+            raise ConfigError(f"window ({win} samples) is longer than n_fft ({n_fft})")
         # torch.stft centres a win_length window inside the n_fft frame; only those taps are non-zero.
         left = (n_fft - win) // 2
         right = n_fft - left - win

@@ -37,6 +37,7 @@ import numpy as np
 from ...audio.io import load_audio
 from ...data import get_manifest
 from ...data.records import SUBSETS
+from ...utils.errors import ConfigError, DataError, PathNotFoundError
 from ...utils.progress import progress_bar
 from ._common import AUDIO_FORMATS, prepare_output, stable_rng, write_build_info, write_clip
 from .noise import NOISE_COLOURS, colored_noise
@@ -79,7 +80,7 @@ def _snr_range(snr_db: float | tuple[float, float] | list[float]) -> tuple[float
         return float(snr_db), float(snr_db)
     lo, hi = (float(v) for v in snr_db)
     if lo > hi:
-        raise ValueError(f"snr_db range must be (low, high), got {snr_db}")
+        raise ConfigError(f"snr_db range must be (low, high), got {snr_db}")
     return lo, hi
 
 
@@ -114,18 +115,18 @@ def build_events(
     """
     tic = time.perf_counter()
     if subset not in SUBSETS:
-        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+        raise ConfigError(f"subset must be one of {SUBSETS}, got {subset!r}")
     if files < 1 or events_per_file < 1 or seconds <= 0 or min_gap < 0:
-        raise ValueError("need files >= 1, events_per_file >= 1, seconds > 0 and min_gap >= 0")
+        raise ConfigError("need files >= 1, events_per_file >= 1, seconds > 0 and min_gap >= 0")
     if fmt not in AUDIO_FORMATS:
-        raise ValueError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
+        raise ConfigError(f"unknown audio format {fmt!r}; choose one of {sorted(AUDIO_FORMATS)}")
     snr_lo, snr_hi = _snr_range(snr_db)
     if source is None:
         source = Path(str(package_files("arinext") / "assets" / "keywords10"))  # the bundled sample
     manifest = get_manifest("speech_commands_v2", source, subset)
     records = list(manifest.records)
     if not records:
-        raise ValueError(f"{source}: no {subset} clips")
+        raise DataError(f"{source}: no {subset} clips")
     root = prepare_output(out, force)
     labels = list(manifest.labels)  # type: ignore[arg-type]
     passes = -(-files * events_per_file // len(records))
@@ -150,7 +151,7 @@ def build_events(
         gap = int(round(min_gap * rate))
         slack = n - sum(len(c[0]) for c in clips) - gap * (len(clips) + 1)
         if slack < 0:
-            raise ValueError(f"{events_per_file} events do not fit in {seconds} s with {min_gap} s gaps")
+            raise ConfigError(f"{events_per_file} events do not fit in {seconds} s with {min_gap} s gaps")
         noise = colored_noise(colours[fi % len(colours)], n, rng, rms_dbfs=noise_dbfs).astype(np.float64)
         mix = noise.copy()
         cuts = np.sort(rng.uniform(0, slack, size=len(clips)))
@@ -197,7 +198,7 @@ def read_event_table(root: str | Path) -> dict[str, list[dict[str, Any]]]:
     root = Path(root)
     path = root / EVENTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no event list (build one with `arinext data events`)")
+        raise PathNotFoundError(f"{path}: no event list (build one with `arinext data events`)")
     table: dict[str, list[dict[str, Any]]] = {}
     if (root / "audio").is_dir():
         for f in sorted((root / "audio").iterdir()):
@@ -209,6 +210,6 @@ def read_event_table(root: str | Path) -> dict[str, list[dict[str, Any]]]:
                 ev = {"filename": row["filename"], "event_label": row["event_label"],
                       "onset": float(row["onset"]), "offset": float(row["offset"])}  # fmt: skip
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path} row {i}: expected filename, onset, offset, event_label ({exc})") from exc
+                raise DataError(f"{path} row {i}: expected filename, onset, offset, event_label ({exc})") from exc
             table.setdefault(ev["filename"], []).append(ev)
     return table

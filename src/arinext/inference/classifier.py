@@ -16,7 +16,7 @@ global). For long recordings use :meth:`AudioClassifier.scan`, which reads the f
 Beyond labels: :meth:`~AudioClassifier.embed` (one vector per clip, the head's input),
 :meth:`~AudioClassifier.timestamp_embeddings` (one vector every 50 ms), :meth:`~AudioClassifier.framewise`
 (class scores on a time grid in seconds) and :meth:`~AudioClassifier.events` (``[Event(label, onset,
-offset, score)]``); these read files of any length block by block (:mod:`arinext.deploy.frames`).
+offset, score)]``); these read files of any length block by block (:mod:`arinext.inference.frames`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ from torch import nn
 
 from ..audio.frontend import FrontendConfig, LogMel
 from ..audio.io import check_waveform, load_audio, resample
-from ..checkpoints import load, model_frontend, model_labels
+from ..checkpoints import load, model_frontend
 from ..data.sampling import fit_frames
-from ..layers.reparam import reparameterize_model, unwrap_model
+from ..layers.classifier import output_classes
+from ..layers.reparam import reparameterize_model
+from ..models.info import metadata
+from ..utils.errors import ConfigError, InputError
+from ..utils.modules import unwrap_model
 from .embeddings import FeatureTaps, timestamp_grid_ms
-from .events import DecodeParams, Event, FrameScores, decode_events
+from .event_decoding import DecodeParams, Event, FrameScores, decode_events
 from .framehead import FrameHead, find_frame_head, weights_fingerprint
 from .frames import (
     HeadChoice,
@@ -52,24 +56,12 @@ from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, top_k_labels
 from .stream import AudioStream, scan
 
-__all__ = ["AudioClassifier", "AudioInput", "output_classes"]
+__all__ = ["AudioClassifier", "AudioInput"]
 
 log = logging.getLogger(__name__)
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor, Mapping[str, Any]]
 Activation = Literal["softmax", "sigmoid"]
-
-
-def output_classes(model: nn.Module) -> int:
-    num_classes = getattr(getattr(model, "head", None), "num_classes", None)
-    if isinstance(num_classes, Mapping):
-        raise ValueError(
-            f"AudioClassifier needs a single-head model; this one has heads {sorted(num_classes)}: "
-            "call the model on LogMel features directly"
-        )
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"model has no classification head (num_classes={num_classes!r})")
-    return num_classes
 
 
 class AudioClassifier:
@@ -78,15 +70,15 @@ class AudioClassifier:
     Args:
         model: a model mapping ``(B, 1, T, F)`` log-mel to logits ``(B, C)``.
         frontend: its front end (a :class:`FrontendConfig`, a preset name or a dict); default:
-            ``model.pretrained_cfg["frontend"]``.
-        labels: class names; default ``model.pretrained_cfg["labels"]``, else ``LABEL_0``, ``LABEL_1``, ...
+            the one in the model's metadata (:func:`arinext.models.metadata`).
+        labels: class names; default those in the model's metadata, else ``LABEL_0``, ``LABEL_1``, ...
         fuse: apply the full deploy fold (``reparameterize_model(model, fold="full")``); outputs are
             unchanged up to float rounding, latency is lower. Batches of more than one clip (and of scan
-            windows) on the CPU then run through :func:`~arinext.deploy.optimize_for_inference` of it
+            windows) on the CPU then run through :func:`~arinext.inference.optimize_for_inference` of it
             (channels-last, cropped kernels: the same function, about 2x faster on batches), built on first use.
         activation: ``"softmax"`` (single-label) or ``"sigmoid"`` (multi-label) scores.
         device: where the model and the front end run.
-        frame_head: a :class:`~arinext.deploy.framehead.FrameHead` (or the directory holding one) for
+        frame_head: a :class:`~arinext.inference.framehead.FrameHead` (or the directory holding one) for
             :meth:`framewise` and :meth:`events`; it must have been fitted on this model's weights.
 
     Example:
@@ -106,15 +98,15 @@ class AudioClassifier:
         frame_head: FrameHead | str | os.PathLike | None = None,
     ) -> None:
         if activation not in ("softmax", "sigmoid"):
-            raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+            raise ConfigError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
         model = unwrap_model(model)
         num_classes = output_classes(model)
         self.frontend_config = model_frontend(model, frontend)
         if labels is None:
-            labels = model_labels(model)  # type: ignore[assignment]
+            labels = metadata(model).labels  # type: ignore[assignment]
         self.labels: list[str] = [str(x) for x in labels] if labels else [f"LABEL_{i}" for i in range(num_classes)]
         if len(self.labels) != num_classes:
-            raise ValueError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
+            raise InputError(f"model has {num_classes} classes but {len(self.labels)} labels were given")
         self.device = torch.device(device)
         #: SHA-256 of the weights as given (before fusing): what a frame head is checked against
         self.fingerprint = weights_fingerprint(model)
@@ -171,7 +163,7 @@ class AudioClassifier:
         """Decode/convert one clip to a float32 mono waveform at :attr:`sample_rate`."""
         if isinstance(item, Mapping):
             if "sampling_rate" not in item or not ({"array", "raw"} & set(item)):
-                raise ValueError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
+                raise InputError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
             return self.load(item["array"] if "array" in item else item["raw"], int(item["sampling_rate"]))
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             return load_audio(item, sample_rate=self.sample_rate)[0]
@@ -179,9 +171,9 @@ class AudioClassifier:
             item = item.detach().cpu().numpy()
         if isinstance(item, np.ndarray):
             if sampling_rate is None:
-                raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
+                raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
             if item.ndim != 1:
-                raise ValueError(f"expected a 1-D waveform, got an array of shape {item.shape}")
+                raise InputError(f"expected a 1-D waveform, got an array of shape {item.shape}")
             x = check_waveform(np.asarray(item, dtype=np.float32))
             return resample(x, int(sampling_rate), self.sample_rate)
         raise TypeError(f"unsupported audio input of type {type(item).__name__}")
@@ -190,7 +182,7 @@ class AudioClassifier:
     def _as_batch(inputs: Any) -> tuple[list[Any], bool]:
         if isinstance(inputs, (list, tuple)):
             if not inputs:
-                raise ValueError("empty batch")
+                raise InputError("empty batch")
             return list(inputs), True
         if isinstance(inputs, (np.ndarray, torch.Tensor)) and inputs.ndim == 2:
             return list(inputs), True
@@ -260,13 +252,13 @@ class AudioClassifier:
     # -- long audio -----------------------------------------------------------------------------
 
     def stream(self, window: float | None = None, hop: float | None = None, **kwargs: Any) -> AudioStream:
-        """An :class:`~arinext.deploy.AudioStream` over this classifier (see there for arguments)."""
+        """An :class:`~arinext.inference.AudioStream` over this classifier (see there for arguments)."""
         return AudioStream(self, window=window, hop=hop, **kwargs)
 
     def scan(
         self, source: AudioInput, window: float | None = None, hop: float | None = None, **kwargs: Any
     ) -> ScanResult:
-        """Slide the model over audio of any length; see :func:`arinext.deploy.scan`."""
+        """Slide the model over audio of any length; see :func:`arinext.inference.scan`."""
         return scan(self, source, window=window, hop=hop, **kwargs)
 
     # -- embeddings and frame-level scores --------------------------------------------------------
@@ -282,7 +274,7 @@ class AudioClassifier:
         return head
 
     def feature_taps(self, stages: Sequence[int] = (-2, -1), block_seconds: float = 60.0) -> FeatureTaps:
-        """The :class:`~arinext.deploy.embeddings.FeatureTaps` of this classifier's model (cached)."""
+        """The :class:`~arinext.inference.embeddings.FeatureTaps` of this classifier's model (cached)."""
         key = (*stages, int(block_seconds * 1000))
         if key not in self._taps:
             self._taps[key] = FeatureTaps(self.model, self.frontend_config, stages, block_seconds=block_seconds)
@@ -316,7 +308,7 @@ class AudioClassifier:
         stages: Sequence[int] = (-2, -1),
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(times, embeddings)`` of one clip: times ``(M,)`` in seconds (``0, hop, ...`` up to the
-        duration) and embeddings ``(M, D)`` from the given stages (:mod:`arinext.deploy.embeddings`)."""
+        duration) and embeddings ``(M, D)`` from the given stages (:mod:`arinext.inference.embeddings`)."""
         taps = self.feature_taps(stages)
         cols, n = stream_columns(taps, audio_chunks(self, item, sampling_rate), taps.stage_ids)
         times = timestamp_grid_ms(n, self.sample_rate, hop * 1000.0)
@@ -336,13 +328,13 @@ class AudioClassifier:
                 frame hop for the clip head.
         """
         if head not in ("auto", "frame", "clip"):
-            raise ValueError(f"head must be 'auto', 'frame' or 'clip', got {head!r}")
+            raise ConfigError(f"head must be 'auto', 'frame' or 'clip', got {head!r}")
         use_frame = head == "frame" or (head == "auto" and self.frame_head is not None)
         chunks = audio_chunks(self, item, sampling_rate)
         if use_frame:
             fh = self.frame_head
             if fh is not None and hop is not None and abs(hop * 1000.0 - fh.hop_ms) > 1e-6:
-                raise ValueError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
+                raise ConfigError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
             return frame_head_scores(self, self.feature_taps(fh.stages if fh else (-2, -1)), chunks)
         step = self.frontend_config.hop_ms / 1000.0 if hop is None else float(hop)
         return clip_frame_scores(self, self.feature_taps(), chunks, step)
@@ -371,7 +363,7 @@ class AudioClassifier:
         events = decode_events(frames, p)
         if p.relabel and events:
             if item is None:
-                raise ValueError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
+                raise InputError("relabel needs the audio: pass the clip (and frames=) instead of its frame scores")
             events = relabel_events(self, events, frames, window_reader(self, item, sampling_rate))
         return events
 
@@ -383,8 +375,7 @@ class AudioClassifier:
         return DecodeParams(mode="exclusive" if self.activation == "softmax" else "independent")
 
     def __repr__(self) -> str:
-        cfg = getattr(self.model, "pretrained_cfg", None) or {}
-        name = cfg.get("model") or getattr(self.model, "model_name", "?")
+        name = metadata(self.model).name or "?"
         return (
             f"AudioClassifier(model={name!r}, classes={self.num_classes}, sample_rate={self.sample_rate}, "
             f"activation={self.activation!r})"

@@ -1,14 +1,14 @@
-"""Frame-level scores and embeddings over audio of any length, for :class:`~arinext.deploy.AudioClassifier`.
+"""Frame-level scores and embeddings over audio of any length, for :class:`~arinext.inference.AudioClassifier`.
 
 A file is read block by block (``soundfile``), resampled with one ``soxr.ResampleStream`` and fed to
-:meth:`FeatureTaps.stream_columns <arinext.deploy.embeddings.FeatureTaps.stream_columns>`, so memory is
+:meth:`FeatureTaps.stream_columns <arinext.inference.embeddings.FeatureTaps.stream_columns>`, so memory is
 bounded by the block size and by the (small) column maps, not by the length of the file; arrays are used
 as they are. Both give the numbers of one pass over the whole spectrogram up to float rounding at block
 boundaries (``tests/test_frames.py``).
 
 Frame-level scores come from one of two heads:
 
-* ``"frame"``: a :class:`~arinext.deploy.framehead.FrameHead` fitted on the model's timestamp embeddings
+* ``"frame"``: a :class:`~arinext.inference.framehead.FrameHead` fitted on the model's timestamp embeddings
   (with a background class), stored with the checkpoint;
 * ``"clip"``: the classifier's own linear head applied to every column of the last feature map, the
   columns interpolated onto the time grid first (PANNs' frame-wise output). Because the head is linear and
@@ -26,9 +26,10 @@ import numpy as np
 import soxr
 import torch
 
+from ..utils.errors import ConfigError, InputError
 from .embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
 from ..audio.io import audio_info, load_audio
-from .events import Event, FrameScores
+from .event_decoding import Event, FrameScores
 from .stream import read_blocks
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def clip_frame_scores(clf: AudioClassifier, taps: FeatureTaps, chunks: Iterator[
     """The classifier's head on every column of the last map, interpolated every ``hop`` seconds."""
     cols, n = stream_columns(taps, chunks, taps.scene_taps)
     if len(taps.scene_taps) != 1:
-        raise ValueError("frame-level clip scores need a model with one final feature map")
+        raise InputError("frame-level clip scores need a model with one final feature map")
     k = taps.scene_taps[0]
     times = timestamp_grid_ms(n, clf.sample_rate, hop * 1000.0)
     feats = interpolate_columns(cols[k], taps.column_ms(k), times)[0]
@@ -94,7 +95,7 @@ def frame_head_scores(clf: AudioClassifier, taps: FeatureTaps, chunks: Iterator[
     """The attached frame head on the timestamp embeddings, every ``head.hop_ms``; classifier label order."""
     head = clf.frame_head
     if head is None:
-        raise ValueError("no frame head is attached to this classifier (fit one with `arinext events fit`)")
+        raise ConfigError("no frame head is attached to this classifier (fit one with `arinext events fit`)")
     cols, n = stream_columns(taps, chunks, taps.stage_ids)
     times = timestamp_grid_ms(n, clf.sample_rate, head.hop_ms)
     emb = taps.timestamps_from_columns(cols, times)
@@ -141,7 +142,7 @@ def relabel_events(
     centred on the event (shifted by :data:`RELABEL_SHIFTS`); the score is the combined posterior. Onsets
     and offsets are kept. ``frames`` must be in ``clf.labels`` order."""
     if list(frames.labels) != list(clf.labels):
-        raise ValueError("frame scores must be in the classifier's label order to relabel")
+        raise InputError("frame scores must be in the classifier's label order to relabel")
     crop = clf.frontend_config.clip_seconds
     out = []
     for e in events:

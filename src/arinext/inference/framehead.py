@@ -5,7 +5,7 @@ A clip classifier trained on one-second crops has no "nothing here" class and it
 events"). A :class:`FrameHead` is a small classifier on the model's timestamp embeddings (frozen
 backbone): the embeddings at ``t - context*hop ... t + context*hop`` are concatenated, standardised and
 mapped by a linear layer (or one hidden layer) to the model's classes plus ``_background_``. It is fitted
-by :func:`arinext.apps.events.fit_frame_head` on generated mixtures (``arinext data events``) and stored
+by :func:`arinext.apps.event_detection.fit_frame_head` on generated mixtures (``arinext data events``) and stored
 next to the checkpoint it was fitted on::
 
     my-model/frame_head.json          labels, stages, hop, context, model fingerprint, decoding parameters
@@ -29,8 +29,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..checkpoints import CheckpointError
 from ..checkpoints.card import FRAME_HEAD_CONFIG
-from .events import DecodeParams
+from ..utils.errors import ConfigError, InputError, PathNotFoundError
+from .event_decoding import DecodeParams
 
 __all__ = ["BACKGROUND", "FRAME_HEAD_CONFIG", "FRAME_HEAD_WEIGHTS", "FrameHead", "find_frame_head", "weights_fingerprint"]
 
@@ -66,7 +68,7 @@ class FrameHead(nn.Module):
     Args:
         labels: the event classes, in the classifier's label order (the background class is added).
         in_features: width of one timestamp embedding.
-        stages: the model stages the embeddings come from (as :class:`~arinext.deploy.embeddings.FeatureTaps` takes).
+        stages: the model stages the embeddings come from (as :class:`~arinext.inference.embeddings.FeatureTaps` takes).
         hop_ms: spacing of the embeddings the head was fitted on.
         context: neighbours on each side concatenated to each embedding.
         hidden: width of a hidden ReLU layer; 0 = a linear head.
@@ -84,9 +86,9 @@ class FrameHead(nn.Module):
         super().__init__()
         self.labels = [str(x) for x in labels]
         if BACKGROUND in self.labels:
-            raise ValueError(f"{BACKGROUND!r} is reserved for the background class")
+            raise InputError(f"{BACKGROUND!r} is reserved for the background class")
         if context < 0 or hidden < 0 or in_features < 1:
-            raise ValueError("need in_features >= 1, context >= 0 and hidden >= 0")
+            raise ConfigError("need in_features >= 1, context >= 0 and hidden >= 0")
         self.in_features, self.stages, self.hop_ms = int(in_features), [int(s) for s in stages], float(hop_ms)
         self.context, self.hidden = int(context), int(hidden)
         width = self.in_features * (2 * self.context + 1)
@@ -107,7 +109,7 @@ class FrameHead(nn.Module):
     def inputs(self, emb: torch.Tensor) -> torch.Tensor:
         """Standardised, context-stacked inputs ``(B, M, width)`` of embeddings ``(B, M, in_features)``."""
         if emb.shape[-1] != self.in_features:
-            raise ValueError(f"frame head expects {self.in_features}-d embeddings, got {emb.shape[-1]}")
+            raise InputError(f"frame head expects {self.in_features}-d embeddings, got {emb.shape[-1]}")
         return (stack_context(emb, self.context) - self.mean) / self.std
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
@@ -152,24 +154,26 @@ class FrameHead(nn.Module):
         """Read a head written by :meth:`save` (strictly)."""
         directory = Path(directory)
         cfg_path = directory / FRAME_HEAD_CONFIG
+        if not cfg_path.is_file():
+            raise PathNotFoundError(f"{cfg_path}: no frame head there (fit one with `arinext events fit`)")
         try:
             cfg = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{cfg_path}: invalid JSON ({exc})") from exc
+            raise CheckpointError(f"{cfg_path}: invalid JSON ({exc})") from exc
         missing = [k for k in ("labels", "in_features", "stages", "hop_ms", "context") if k not in cfg]
         if missing:
-            raise ValueError(f"{cfg_path}: missing keys {missing}")
+            raise CheckpointError(f"{cfg_path}: missing keys {missing}")
         if cfg.get("format_version", 1) > FORMAT_VERSION:
-            raise ValueError(f"{cfg_path}: format_version {cfg['format_version']} is newer than this arinext")
+            raise CheckpointError(f"{cfg_path}: format_version {cfg['format_version']} is newer than this arinext")
         head = cls(cfg["labels"], cfg["in_features"], cfg["stages"], cfg["hop_ms"], cfg["context"], cfg.get("hidden", 0))
         weights = directory / FRAME_HEAD_WEIGHTS
         if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: missing (the weights of {cfg_path})")
+            raise PathNotFoundError(f"{weights}: missing (the weights of {cfg_path})")
         state = load_file(str(weights))
         try:
             head.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ValueError(f"{weights}: does not match {cfg_path} ({exc})") from exc
+            raise CheckpointError(f"{weights}: does not match {cfg_path} ({exc})") from exc
         head.model_fingerprint = cfg.get("model_fingerprint")
         head.decode = DecodeParams.from_dict(cfg.get("decode") or {"mode": "activity"})
         head.info = dict(cfg.get("info") or {})
@@ -178,11 +182,11 @@ class FrameHead(nn.Module):
     def check_model(self, fingerprint: str, labels: Sequence[str], where: str = "frame head") -> list[int]:
         """Refuse a model the head was not fitted on; returns the head's class order in ``labels`` indices."""
         if self.model_fingerprint is not None and fingerprint != self.model_fingerprint:
-            raise ValueError(
+            raise CheckpointError(
                 f"{where} was fitted on a model with weights {self.model_fingerprint}, not on this one ({fingerprint})"
             )
         if sorted(self.labels) != sorted(labels):
-            raise ValueError(f"{where} has classes {self.labels}, the model {list(labels)}")
+            raise CheckpointError(f"{where} has classes {self.labels}, the model {list(labels)}")
         return [self.labels.index(x) for x in labels]
 
 

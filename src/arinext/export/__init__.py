@@ -1,8 +1,9 @@
-"""Deployment: the fused model as a classifier, over long files and live streams, and as exported files.
+"""Export: the fully fused model as a file (ONNX, TorchScript, int8 ONNX), checked against PyTorch.
 
-Core (no extra needed): :class:`AudioClassifier`, :func:`scan`, :class:`AudioStream`,
-:func:`optimize_for_inference`, TorchScript export. ONNX export and int8 quantization
-(:mod:`arinext.deploy.onnx`, :mod:`arinext.deploy.quantize`, :mod:`arinext.deploy.runtime`) need
+Core (no extra needed): the registered formats (:mod:`.formats`), TorchScript export (:mod:`.torchscript`),
+the waveform front end as convolutions (:mod:`.waveform`) and what every export shares (:mod:`.graph`:
+folded graph, example inputs, metadata, the model card). ONNX export, int8 quantization, the int8 workflow
+and ONNX Runtime sessions (:mod:`.onnx`, :mod:`.quantize`, :mod:`.int8`, :mod:`.runtime`) need
 ``pip install 'arinext[export]'``; their names are importable from here and load on first use.
 """
 
@@ -11,11 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .classifier import AudioClassifier, AudioInput, output_classes
-from .graph import ExportReport, deploy_model
-from .optimize import AxisCroppedDWConv2d, ChannelsLast, crop_depthwise_kernels, optimize_for_inference
-from .results import Prediction, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
-from .stream import AudioStream, WindowScorer, read_blocks, scan, window_count
+from .formats import EXPORT_FORMATS, ExportFormat, export_format, list_export_formats, register_export_format
+from .graph import ExportReport, deploy_model, write_export_card
 from .torchscript import export_torchscript, load_torchscript
 from .waveform import ConvLogMel, WaveformClassifier
 
@@ -24,6 +22,10 @@ _LAZY = {
     "check_onnx": "onnx",
     "export_onnx": "onnx",
     "read_metadata": "onnx",
+    "Int8Clips": "int8",
+    "Int8Result": "int8",
+    "export_int8": "int8",
+    "int8_clips": "int8",
     "Int8Check": "quantize",
     "Int8Refused": "quantize",
     "check_int8": "quantize",
@@ -39,29 +41,18 @@ _LAZY = {
 }
 
 __all__ = [
-    "AudioClassifier",
-    "AudioInput",
-    "AudioStream",
-    "AxisCroppedDWConv2d",
-    "ChannelsLast",
+    "EXPORT_FORMATS",
     "ConvLogMel",
+    "ExportFormat",
     "ExportReport",
-    "Prediction",
-    "ScanResult",
     "WaveformClassifier",
-    "WindowPrediction",
-    "WindowScorer",
-    "aggregate_probs",
-    "crop_depthwise_kernels",
     "deploy_model",
+    "export_format",
     "export_torchscript",
+    "list_export_formats",
     "load_torchscript",
-    "optimize_for_inference",
-    "output_classes",
-    "read_blocks",
-    "scan",
-    "top_k_labels",
-    "window_count",
+    "register_export_format",
+    "write_export_card",
     *_LAZY,
 ]
 

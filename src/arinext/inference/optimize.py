@@ -126,7 +126,7 @@ def optimize_for_inference(
 
     Example:
         >>> import arinext, torch
-        >>> from arinext.deploy import optimize_for_inference
+        >>> from arinext.inference import optimize_for_inference
         >>> m = arinext.create_model("audio_rep_inception_next_tiny", num_classes=5).eval()
         >>> fast = optimize_for_inference(m)
         >>> x = torch.randn(1, 1, 64, 32)
