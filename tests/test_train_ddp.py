@@ -19,7 +19,8 @@ import torch.distributed as dist
 
 from arinext.checkpoints.training import load_checkpoint
 from arinext.train import distributed, load_config
-from arinext.train.data import SyntheticSpectrograms, build_dataset, build_loader, data_fingerprint
+from arinext.data.synthetic import SyntheticSpectrograms
+from arinext.train.data import build_dataset, build_loader, data_fingerprint
 from arinext.train.distributed import DistInfo, init_distributed
 from arinext.utils.errors import ConfigError, DataError
 

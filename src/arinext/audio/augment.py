@@ -207,7 +207,7 @@ class SpecAugment(nn.Module):
         maps = spec.reshape(-1, *spec.shape[-2:])
         p = params.reshape(-1, self.num_params)
         if p.shape[0] != maps.shape[0]:
-            raise ValueError(f"{maps.shape[0]} maps but {p.shape[0]} rows of SpecAugment parameters")
+            raise InputError(f"{maps.shape[0]} maps but {p.shape[0]} rows of SpecAugment parameters")
         if not len(p):
             return spec
         maps = _warp(maps, p[:, 0], p[:, 1])

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..audio.augment import SpecAugment
 from ..audio.frontend import FrontendConfig, LogMel
+from ..utils.errors import ConfigError, InputError
 from .clips import AudioClipDataset
 
 __all__ = ["BatchFeatures", "FeatureLoader"]
@@ -54,7 +55,7 @@ class BatchFeatures(nn.Module):
     def for_dataset(cls, dataset: AudioClipDataset) -> BatchFeatures:
         """The features of ``dataset``'s items (its front end and SpecAugment)."""
         if dataset.features != "device":
-            raise ValueError("BatchFeatures needs an AudioClipDataset built with features='device'")
+            raise ConfigError("BatchFeatures needs an AudioClipDataset built with features='device'")
         return cls(dataset.frontend, dataset.spec_augment)  # type: ignore[arg-type]
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class BatchFeatures(nn.Module):
         if wave is None:  # every clip of the batch was bad
             return batch
         if "frames" not in batch:
-            raise ValueError("the batch has no 'frames': its dataset was not built with features='device'")
+            raise InputError("the batch has no 'frames': its dataset was not built with features='device'")
         lead = wave.shape[:-2]  # (B,) or (B, V)
         flat = wave.reshape(-1, wave.shape[-1])
         if flat.device.type == "cpu":  # a whole batch's STFT falls out of the CPU caches: 2x slower than clip by clip
@@ -73,7 +74,7 @@ class BatchFeatures(nn.Module):
         draws = batch.get("spec_augment")
         if draws is not None:
             if self.spec_augment is None:
-                raise ValueError("the batch carries SpecAugment draws but no SpecAugment was given")
+                raise InputError("the batch carries SpecAugment draws but no SpecAugment was given")
             spec = self.spec_augment.apply(spec, draws.reshape(spec.shape[0], -1))
         return {**batch, "inputs": spec.reshape(*lead, 1, *spec.shape[-2:])}
 

@@ -137,7 +137,7 @@ class AudioClipDataset(Dataset):
                 "cache_dir caches log-mels: it cannot be combined with waveform_transform or features=False/'device'"
             )
         if features == "device" and spec_augment is not None and not callable(getattr(spec_augment, "draw", None)):
-            raise ValueError("features='device' needs a spec_augment with draw() and apply(), like SpecAugment")
+            raise ConfigError("features='device' needs a spec_augment with draw() and apply(), like SpecAugment")
         self.spec_augment, self.features, self.waveform_transform = spec_augment, features, waveform_transform
         self.logmel = LogMel(frontend)
         self.cache = None
