@@ -7,6 +7,8 @@ sizes), one to three mutations per input. Each input goes through three paths:
 
 - ``predict_proba``: :meth:`arinext.AudioClassifier.predict_proba` on the file's bytes;
 - ``scan``: :meth:`arinext.AudioClassifier.scan` on the bytes (the block reader of long files);
+- ``framewise``: :meth:`arinext.AudioClassifier.framewise` on the bytes (the block reader and streamed
+  feature maps behind frame scores, events and timestamp embeddings);
 - ``decode``: the datasets' decoder (:func:`arinext.audio.io.load_audio` of a window of the file written to
   disk, resampled to the model's rate) followed by the model's log-mel front end.
 
@@ -51,7 +53,7 @@ ENCODINGS = [
 ]
 
 OUTCOMES = ("classified", "clean error", "non-finite", "foreign")
-PATHS = ("predict_proba", "scan", "decode")
+PATHS = ("predict_proba", "scan", "framewise", "decode")
 
 
 def clip(rng: np.random.Generator, seconds: float, rate: int, channels: int) -> np.ndarray:
@@ -201,28 +203,30 @@ def _probs_ok(p: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(p)) and np.allclose(p.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def check_input(clf: Any, data: bytes, path: Path | None = None) -> dict[str, tuple[str, str]]:
-    """Every path of the module docstring on one input (``decode`` only when a ``path`` to write it to is given)."""
+def check_input(
+    clf: Any, data: bytes, path: Path | None = None, paths: tuple[str, ...] = PATHS
+) -> dict[str, tuple[str, str]]:
+    """The ``paths`` of the module docstring on one input (``decode`` only when a ``path`` to write it to is given)."""
     import torch
 
     from arinext.audio.io import load_audio
 
-    out = {
-        "predict_proba": run_path(lambda: clf.predict_proba(data), _probs_ok),
-        "scan": run_path(
+    def decode() -> torch.Tensor:
+        assert path is not None
+        path.write_bytes(data)
+        x = load_audio(path, sample_rate=clf.sample_rate, start=0.05, end=0.55)[0]
+        return clf.frontend(torch.from_numpy(x))
+
+    calls: dict[str, tuple[Callable[[], Any], Callable[[Any], bool]]] = {
+        "predict_proba": (lambda: clf.predict_proba(data), _probs_ok),
+        "scan": (
             lambda: clf.scan(data, batch_size=4),
             lambda r: _probs_ok(r.probs) and all(np.isfinite(p["score"]) for p in r.aggregate),
         ),
+        "framewise": (lambda: clf.framewise(data, head="clip", hop=0.05), lambda f: _probs_ok(f.scores)),
+        "decode": (decode, lambda f: bool(torch.isfinite(f).all())),
     }
-    if path is not None:
-        path.write_bytes(data)
-
-        def decode() -> torch.Tensor:
-            x = load_audio(path, sample_rate=clf.sample_rate, start=0.05, end=0.55)[0]
-            return clf.frontend(torch.from_numpy(x))
-
-        out["decode"] = run_path(decode, lambda f: bool(torch.isfinite(f).all()))
-    return out
+    return {p: run_path(*calls[p]) for p in paths if p != "decode" or path is not None}
 
 
 def make_classifier(seed: int = 0) -> Any:
@@ -241,19 +245,31 @@ def make_classifier(seed: int = 0) -> Any:
     return arinext.AudioClassifier(model.eval(), frontend=fe, labels=[f"class_{i}" for i in range(10)])
 
 
-def fuzz(clf: Any, inputs: int, seed: int = 0, workdir: Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Run ``inputs`` mutated files through every path; counts per path and outcome, and examples of failures."""
+def fuzz(
+    clf: Any,
+    inputs: int,
+    seed: int = 0,
+    paths: tuple[str, ...] = PATHS,
+    workdir: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run ``inputs`` mutated files through ``paths``; counts per path and outcome, examples of failures and
+    the slowest inputs."""
     corpus = seed_corpus(seed)
     rng = np.random.default_rng(seed + 1)
-    counts = {p: Counter() for p in PATHS}
+    counts = {p: Counter() for p in paths}
     kinds: Counter = Counter()
-    bad: list[dict[str, str]] = []
+    bad: list[dict[str, Any]] = []
+    slowest: list[tuple[float, int, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(workdir or tmp) / "input.bin"
         for i in range(inputs):
             name, clean = corpus[int(rng.integers(len(corpus)))]
             what, data = mutate(clean, rng)
-            for path, (outcome, detail) in check_input(clf, data, target).items():
+            tic = time.perf_counter()
+            outcomes = check_input(clf, data, target, paths)
+            slowest = sorted([*slowest, (round(time.perf_counter() - tic, 3), i, name, what)], reverse=True)[:5]
+            for path, (outcome, detail) in outcomes.items():
                 counts[path][outcome] += 1
                 if outcome == "clean error":
                     kinds[detail] += 1
@@ -263,7 +279,12 @@ def fuzz(clf: Any, inputs: int, seed: int = 0, workdir: Path | None = None, prog
             if progress and (i + 1) % 500 == 0:
                 summary = {p: dict(c) for p, c in counts.items()}
                 print(f"{i + 1}/{inputs}: {json.dumps(summary)}", flush=True)
-    return {"counts": {p: {o: counts[p][o] for o in OUTCOMES} for p in PATHS}, "clean_error_kinds": kinds, "failures": bad}
+    return {
+        "counts": {p: {o: counts[p][o] for o in OUTCOMES} for p in paths},
+        "clean_error_kinds": kinds,
+        "failures": bad,
+        "slowest_inputs": [{"seconds": t, "input": i, "seed file": n, "mutation": w} for t, i, n, w in slowest],
+    }
 
 
 def main() -> None:
@@ -271,14 +292,18 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=10000, help="mutated files to try")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clean corpus and of the mutator")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
+    paths = tuple(p for p in args.paths.split(",") if p)
+    if not paths or set(paths) - set(PATHS):
+        parser.error(f"--paths: choose from {','.join(PATHS)}, got {args.paths!r}")
     import torch
 
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     tic = time.perf_counter()
-    report = fuzz(make_classifier(args.seed), args.inputs, args.seed, progress=True)
+    report = fuzz(make_classifier(args.seed), args.inputs, args.seed, paths, progress=True)
     report.update(inputs=args.inputs, seed=args.seed, seconds=round(time.perf_counter() - tic, 1),
                   loadavg_before=load, loadavg_after=os.getloadavg()[0])  # fmt: skip
     print(f"\n{args.inputs} mutated inputs, seed {args.seed}, {report['seconds']} s")
@@ -290,6 +315,7 @@ def main() -> None:
         print(f"  {n:>6}  {kind}")
     for f in report["failures"]:
         print(f"FAILURE {json.dumps(f)}")
+    print("slowest inputs (all paths):", json.dumps(report["slowest_inputs"]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..audio.frontend import FrontendConfig, get_preset
+from ..audio.frontend import PRESETS, FrontendConfig, get_preset
 from .card import CARD_NAME, render_model_card, write_model_card
 from .hub import from_pretrained, push_to_hub
 from .official import OfficialCheckpointError, convert_original_state_dict, load_official_checkpoint
@@ -152,7 +152,10 @@ def model_frontend(
         frontend = (getattr(model, "pretrained_cfg", None) or {}).get("frontend")
     if frontend is None:
         source = (getattr(model, "pretrained_cfg", None) or {}).get("path", "the model")
-        raise CheckpointError(f"{source}: no front-end parameters are stored with it; pass a preset name")
+        raise CheckpointError(
+            f"{source}: no front-end parameters are stored with it; pass the preset it was trained with "
+            f"(--frontend PRESET on the command line, frontend=... in Python), one of {', '.join(sorted(PRESETS))}"
+        )
     if isinstance(frontend, FrontendConfig):
         return frontend
     if isinstance(frontend, str):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from . import add_parser, progress_setting
+from ..utils.jsonout import dumps
+from . import add_frontend_option, add_parser, progress_setting
 from .train import add_overrides
 
 HELP = "evaluate a checkpoint (training form and fused form) on a test subset"
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="also report top-1 per value of a metadata column of the clips (engine, voice, soundfont_family, "
         "a CSV column)",
     )
+    add_frontend_option(p)
     add_overrides(p)
     p.set_defaults(func=run)
 
@@ -37,9 +38,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     from ..train.evaluation import evaluate_checkpoint
 
+    # --frontend is the preset as it stands; --set data.frontend=... after it still changes single fields
+    preset = [f"data.preset={args.frontend}", "data.frontend={}"] if args.frontend else []
     content = evaluate_checkpoint(
-        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args), by=args.by
+        args.checkpoint, args.out, [*preset, *args.overrides], args.subset, progress=progress_setting(args), by=args.by
     )
     keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1")
-    print(json.dumps({k: content[k] for k in keys if k in content}, indent=2))
+    print(dumps({k: content[k] for k in keys if k in content}, what="metrics", indent=2))
     return 0

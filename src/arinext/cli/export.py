@@ -15,7 +15,6 @@ output, unless a README that arinext did not write is already there.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..data.registry import list_datasets
-from . import CLIError, add_parser
+from ..utils.jsonout import dumps
+from . import CLIError, add_frontend_option, add_parser
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the runtime-vs-PyTorch check")
     p.add_argument("--waveform", action="store_true", help="also write <stem>.waveform.onnx (front end in the graph)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    add_frontend_option(p)
     q = p.add_argument_group("int8 (ONNX only; always checked against fp32 on clips not used for calibration)")
     q.add_argument("--quantize", choices=("int8",), default=None, help="also write <stem>.int8.onnx")
     q.add_argument(
@@ -158,7 +159,7 @@ def _int8(args: argparse.Namespace, model: nn.Module, fp32: Path, frontend: Fron
         "size_mb": file_sizes_mb(fp32, int8),
         "latency_ms": latency_ms({"fp32": onnx_session(fp32), "int8": onnx_session(int8)}, first),
     }
-    print(json.dumps(report, indent=2))
+    print(dumps(report, what="int8 report", indent=2))
     print(result.summary())
     try:
         enforce_int8(result, int8, force=args.force)
@@ -193,16 +194,18 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.torchscript import export_torchscript
 
     model = load(args.checkpoint)
-    frontend = model_frontend(model)
+    frontend = model_frontend(model, args.frontend)
     if args.format == "torchscript":
-        reports = [export_torchscript(model, args.out, check=args.check)]
+        reports = [export_torchscript(model, args.out, frontend=frontend, check=args.check)]
     else:
         from ..deploy.onnx import export_onnx
 
-        reports = [export_onnx(model, args.out, opset=args.opset, check=args.check)]
+        reports = [export_onnx(model, args.out, frontend=frontend, opset=args.opset, check=args.check)]
         if args.waveform:
             wave = args.out.with_name(args.out.stem + ".waveform.onnx")
-            reports.append(export_onnx(model, wave, input_kind="waveform", opset=args.opset, check=args.check))
+            reports.append(
+                export_onnx(model, wave, frontend, input_kind="waveform", opset=args.opset, check=args.check)
+            )
     for r in reports:
         diff = "not checked"
         if r.max_abs_diff is not None:
@@ -215,13 +218,13 @@ def run(args: argparse.Namespace) -> int:
         int8 = args.out.with_name(args.out.stem + ".int8.onnx")
         if int8.is_file():  # a refused file is removed
             written.append(int8)
-    card = _write_card(model, args, written)
+    card = _write_card(model, args, written, frontend)
     if card is not None:
         print(f"wrote {card}")
     return code
 
 
-def _write_card(model: Any, args: argparse.Namespace, written: list[Path]) -> Path | None:
+def _write_card(model: Any, args: argparse.Namespace, written: list[Path], frontend: FrontendConfig) -> Path | None:
     from ..checkpoints import write_model_card
     from ..utils.provenance import current_command
     from ..version import __version__
@@ -229,7 +232,7 @@ def _write_card(model: Any, args: argparse.Namespace, written: list[Path]) -> Pa
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     config = {
         "model": cfg.get("model") or getattr(model, "model_name", "?"), "model_args": cfg.get("model_args") or {},
-        "fold": "full", "labels": cfg.get("labels"), "frontend": cfg.get("frontend"),
+        "fold": "full", "labels": cfg.get("labels"), "frontend": frontend.to_dict(),
         "train_config": cfg.get("train_config"), "arinext_version": __version__,
         "card": {**(cfg.get("card") or {}), "command": current_command() or (cfg.get("card") or {}).get("command")},
     }  # fmt: skip

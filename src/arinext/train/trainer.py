@@ -16,7 +16,6 @@ model, optimizer, schedule, epoch, metric history and every RNG state (also each
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import time
@@ -45,6 +44,7 @@ from ..data.waveforms import attach_waveform_cache
 from ..layers.reparam import unwrap_model
 from ..models import create_model
 from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_policy_hint
+from ..utils.jsonout import undefined_as_null, write_json
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable
 from .distributed import DistInfo, barrier, init_distributed
@@ -415,5 +415,5 @@ def fit_folds(
         "mean": result.best,
     }
     if int(torch.distributed.get_rank() if dist.is_initialized() else 0) == 0:
-        (Path(out_dir) / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(Path(out_dir) / "folds.json", undefined_as_null(summary), indent=2)
     return result
