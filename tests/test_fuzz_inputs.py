@@ -66,7 +66,7 @@ def clf() -> AudioClassifier:
 
 @pytest.fixture(scope="module")
 def huge_wav(tmp_path_factory) -> Path:
-    """A float WAV of finite samples near 1e38: the STFT of it overflows to inf, and inf * 0 in the mel matrix to NaN."""
+    """A float WAV of finite samples near 1e38: their STFT overflows to inf, and inf * 0 in the mel matrix is NaN."""
     x = np.random.default_rng(0).uniform(-3e38, 3e38, 8000).astype(np.float32)
     path = tmp_path_factory.mktemp("huge") / "huge.wav"
     sf.write(path, x, 16000, subtype="FLOAT")
@@ -167,9 +167,8 @@ def test_the_input_rule_keeps_overs_scales_integers_and_handles_silence_and_deno
     # integer PCM arrays are scaled by their full scale, as soundfile decodes PCM files
     t = np.sin(np.arange(8000) / 7.0) * 0.5
     pcm16 = np.round(t * 32767).astype(np.int16)
-    np.testing.assert_allclose(
-        clf.predict_proba(pcm16, sampling_rate=16000), clf.predict_proba(pcm16 / 32768.0, sampling_rate=16000), atol=1e-6
-    )
+    scaled = clf.predict_proba(pcm16 / 32768.0, sampling_rate=16000)
+    np.testing.assert_allclose(clf.predict_proba(pcm16, sampling_rate=16000), scaled, atol=1e-6)
     np.testing.assert_allclose(check_waveform(np.array([0, 255], np.uint8)), [-1.0, 127 / 128])
     with pytest.raises(AudioDecodeError, match="<array>: sample rate 100 Hz is not a whole number in \\[1000"):
         clf.predict_proba(t, sampling_rate=100)
@@ -203,8 +202,10 @@ def test_non_finite_weights_raise_naming_the_input(clf, tmp_path, capsys) -> Non
     x = np.sin(np.arange(8000) / 9.0).astype(np.float32) * 0.3
     path = tmp_path / "fine.wav"
     sf.write(path, x, 16000)
-    for call in (lambda: broken.predict_proba(str(path)), lambda: broken.scan(str(path)),
-                 lambda: broken.framewise(str(path), head="clip"), lambda: broken.embed([x, x], sampling_rate=16000)):  # fmt: skip
+    calls = [lambda: broken.predict_proba(str(path)), lambda: broken.scan(str(path)),
+             lambda: broken.framewise(str(path), head="clip"),
+             lambda: broken.embed([x, x], sampling_rate=16000)]  # fmt: skip
+    for call in calls:
         with pytest.raises(NonFiniteOutputError, match="hold NaN or infinity \\(the model's weights and buffers hold"):
             call()
     with pytest.raises(NonFiniteOutputError, match=f"{path}: the model's scores hold NaN"):

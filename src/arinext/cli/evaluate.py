@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..utils.jsonout import dumps
+from ..utils.jsonout import dumps, undefined_as_null
 from . import add_frontend_option, add_parser, progress_setting
 from .train import add_overrides
 
@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, args.out, [*preset, *args.overrides], args.subset, progress=progress_setting(args), by=args.by
     )
     keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1")
-    print(dumps({k: content[k] for k in keys if k in content}, what="metrics", indent=2))
+    print(dumps(undefined_as_null({k: content[k] for k in keys if k in content}), what="metrics", indent=2))
     return 0
