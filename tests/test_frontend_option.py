@@ -17,6 +17,7 @@ from arinext.checkpoints import CheckpointError, load
 from arinext.cli import main
 from arinext.deploy import AudioClassifier, load_torchscript
 from arinext.train.evaluation import evaluation_config
+from arinext.utils.errors import ConfigError
 
 from .conftest import randomize_bn
 
@@ -51,6 +52,8 @@ def test_save_pretrained_takes_a_preset_name(tmp_path) -> None:
         arinext.save_pretrained(tiny(), tmp_path / "x", frontend="speech")
     with pytest.raises(ValueError, match="unknown front-end keys: \\['hop'\\]"):
         arinext.save_pretrained(tiny(), tmp_path / "y", frontend={"hop": 10})
+    with pytest.raises(ConfigError, match="unknown front-end field\\(s\\) \\['hop'\\] for preset 'vggsound'"):
+        get_preset("vggsound", hop=10)  # was a TypeError
 
 
 def test_predict_frontend_option(bare, capsys) -> None:

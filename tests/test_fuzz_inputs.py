@@ -174,6 +174,8 @@ def test_the_input_rule_keeps_overs_scales_integers_and_handles_silence_and_deno
         clf.predict_proba(t, sampling_rate=100)
     with pytest.raises(AudioDecodeError, match="1 sample\\(s\\) at 48000 Hz leave none at 16000 Hz"):
         clf.predict_proba(np.zeros(1, np.float32), sampling_rate=48000)
+    with pytest.raises(ValueError, match="scan\\(\\) takes a 1-D mono array, got shape \\(8000, 2\\)"):
+        clf.scan(np.zeros((8000, 2), np.float32), sampling_rate=16000)  # once flattened into one waveform
 
 
 def test_a_header_that_claims_billions_of_frames_costs_nothing() -> None:

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.errors import ConfigError
+
 __all__ = ["PRESETS", "FrontendConfig", "LogMel", "get_preset", "htk_mel_filterbank"]
 
 
@@ -93,9 +95,18 @@ PRESETS: dict[str, FrontendConfig] = {
 
 
 def get_preset(name: str, **overrides: Any) -> FrontendConfig:
-    """Return the preset ``name`` (see :data:`PRESETS`), optionally with fields replaced."""
+    """Return the preset ``name`` (see :data:`PRESETS`), optionally with fields replaced.
+
+    Raises:
+        ValueError: an unknown preset; :class:`~arinext.utils.errors.ConfigError` (a ``ValueError``) for an
+            override that is not a :class:`FrontendConfig` field.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown front-end preset {name!r}; choose from {sorted(PRESETS)}")
+    fields = sorted(FrontendConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown front-end field(s) {unknown} for preset {name!r}; fields: {fields}")
     return replace(PRESETS[name], **overrides)
 
 

@@ -290,7 +290,10 @@ def scan(
             raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
         if isinstance(source, torch.Tensor):
             source = source.detach().cpu().float().numpy() if source.is_floating_point() else source.cpu().numpy()
-        x = check_waveform(np.asarray(source).reshape(-1))
+        x = np.asarray(source)
+        if x.ndim != 1:  # flattening (N, 2) would interleave the channels into one wrong waveform
+            raise ValueError(f"scan() takes a 1-D mono array, got shape {x.shape}: average the channels first")
+        x = check_waveform(x)
         rate = check_sample_rate(sampling_rate)
         step = max(1, int(block_seconds * rate))
         frames, blocks = x.size, (x[i : i + step] for i in range(0, x.size, step))
