@@ -172,8 +172,12 @@ def test_the_input_rule_keeps_overs_scales_integers_and_handles_silence_and_deno
     np.testing.assert_allclose(check_waveform(np.array([0, 255], np.uint8)), [-1.0, 127 / 128])
     with pytest.raises(AudioDecodeError, match="<array>: sample rate 100 Hz is not a whole number in \\[1000"):
         clf.predict_proba(t, sampling_rate=100)
-    with pytest.raises(AudioDecodeError, match="1 sample\\(s\\) at 48000 Hz leave none at 16000 Hz"):
-        clf.predict_proba(np.zeros(1, np.float32), sampling_rate=48000)
+    one = io.BytesIO()
+    sf.write(one, np.zeros(1, np.float32), 48000, format="WAV", subtype="FLOAT")
+    for call in (lambda: clf.predict_proba(np.zeros(1, np.float32), sampling_rate=48000),
+                 lambda: clf.scan(one.getvalue()), lambda: clf.framewise(one.getvalue(), head="clip")):  # fmt: skip
+        with pytest.raises(AudioDecodeError, match="1 sample\\(s\\) at 48000 Hz leave none at 16000 Hz"):
+            call()
     with pytest.raises(ValueError, match="scan\\(\\) takes a 1-D mono array, got shape \\(8000, 2\\)"):
         clf.scan(np.zeros((8000, 2), np.float32), sampling_rate=16000)  # once flattened into one waveform
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..audio.io import check_peak, check_waveform
+from ..audio.io import AudioDecodeError, check_peak, check_waveform
 from ..checkpoints import load, model_frontend
 from ..deploy.embeddings import FeatureTaps, timestamp_grid_ms
 from ..deploy.results import check_finite_output
@@ -90,7 +90,7 @@ class HEARModel(nn.Module):
             shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
             raise ValueError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
         if audio.shape[1] == 0:
-            raise ValueError("audio has no samples")
+            raise AudioDecodeError("audio", "has no samples (zero-length audio)")
         if not audio.is_floating_point():  # integer PCM: scaled as the decoders scale it
             scaled = check_waveform(audio.detach().cpu().numpy(), "audio")
             return torch.from_numpy(scaled).to(audio.device)

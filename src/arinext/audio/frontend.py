@@ -152,6 +152,10 @@ class LogMel(nn.Module):
         input ``(N,)``, ``(B, N)`` or ``(B, 1, N)`` float waveform at ``config.sample_rate``;
         output ``(B, 1, T, n_mels)`` with ``T = 1 + N // hop_length``.
 
+    Range: the output is finite for finite samples up to about 1e30 in magnitude (silence gives
+    ``log(log_offset)``); near float32's limit (~1e38) the STFT overflows to inf and the mel product to
+    NaN. arinext's decoders keep samples within +-64 (:mod:`arinext.audio.io`), far inside that range.
+
     Example:
         >>> fe = LogMel.from_preset("vggsound")
         >>> fe(torch.zeros(2, 81904)).shape
