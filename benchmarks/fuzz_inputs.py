@@ -19,6 +19,8 @@ infinity in what came back) or ``foreign`` (any other exception). The package's 
 measured is the input path, not the classifier's accuracy).
 
     python benchmarks/fuzz_inputs.py --inputs 10000 --seed 0
+
+``--paths`` picks some of the paths, ``--only I`` re-runs input ``I`` of the same sequence alone.
 """
 
 from __future__ import annotations
@@ -252,9 +254,10 @@ def fuzz(
     paths: tuple[str, ...] = PATHS,
     workdir: Path | None = None,
     progress: bool = False,
+    only: int | None = None,
 ) -> dict[str, Any]:
     """Run ``inputs`` mutated files through ``paths``; counts per path and outcome, examples of failures and
-    the slowest inputs."""
+    the slowest inputs. ``only``: check just input number ``only`` of the same sequence (to reproduce one)."""
     corpus = seed_corpus(seed)
     rng = np.random.default_rng(seed + 1)
     counts = {p: Counter() for p in paths}
@@ -266,6 +269,8 @@ def fuzz(
         for i in range(inputs):
             name, clean = corpus[int(rng.integers(len(corpus)))]
             what, data = mutate(clean, rng)
+            if only is not None and i != only:
+                continue
             tic = time.perf_counter()
             outcomes = check_input(clf, data, target, paths)
             slowest = sorted([*slowest, (round(time.perf_counter() - tic, 3), i, name, what)], reverse=True)[:5]
@@ -293,6 +298,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the clean corpus and of the mutator")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    parser.add_argument("--only", type=int, default=None, help="check only this input of the sequence (from 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
     paths = tuple(p for p in args.paths.split(",") if p)
@@ -303,7 +309,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     tic = time.perf_counter()
-    report = fuzz(make_classifier(args.seed), args.inputs, args.seed, paths, progress=True)
+    report = fuzz(make_classifier(args.seed), args.inputs, args.seed, paths, progress=True, only=args.only)
     report.update(inputs=args.inputs, seed=args.seed, seconds=round(time.perf_counter() - tic, 1),
                   loadavg_before=load, loadavg_after=os.getloadavg()[0])  # fmt: skip
     print(f"\n{args.inputs} mutated inputs, seed {args.seed}, {report['seconds']} s")

@@ -56,7 +56,7 @@ from .frames import (
 )
 from .optimize import optimize_for_inference
 from .results import Prediction, ScanResult, check_finite_output, top_k_labels
-from .stream import AudioStream, scan
+from .stream import AudioStream, samples_as_numpy, scan
 
 __all__ = ["AudioClassifier", "AudioInput", "output_classes"]
 
@@ -185,9 +185,7 @@ class AudioClassifier:
             return self.load(item["array"] if "array" in item else item["raw"], item["sampling_rate"])
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             return load_audio(item, sample_rate=self.sample_rate)[0]
-        if isinstance(item, torch.Tensor):
-            item = item.detach().cpu()
-            item = (item.float() if item.is_floating_point() else item).numpy()
+        item = samples_as_numpy(item)
         if isinstance(item, np.ndarray):
             if sampling_rate is None:
                 raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")

@@ -38,7 +38,7 @@ from ..utils.progress import progress_bar
 from .results import Aggregate, NonFiniteOutputError, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .window_features import block_features_supported, window_logmels
 
-__all__ = ["AudioStream", "WindowScorer", "read_blocks", "scan", "window_count"]
+__all__ = ["AudioStream", "WindowScorer", "read_blocks", "samples_as_numpy", "scan", "window_count"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,14 @@ class WindowScorer(Protocol):
         batch_size: int = 1,
         sources: Sequence[str] | None = None,
     ) -> np.ndarray: ...
+
+
+def samples_as_numpy(x: Any) -> Any:
+    """A tensor's samples as a numpy array on the CPU (half and bfloat16 as float32); anything else unchanged."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        return (x.float() if x.is_floating_point() else x).numpy()
+    return x
 
 
 def window_count(num_samples: int, window: int, hop: int) -> int:
@@ -196,9 +204,7 @@ class AudioStream:
         return out
 
     def _to_model_rate(self, chunk: Any, last: bool) -> np.ndarray:
-        if isinstance(chunk, torch.Tensor):
-            chunk = chunk.detach().cpu().numpy()
-        x = np.asarray(chunk)
+        x = np.asarray(samples_as_numpy(chunk))
         if x.ndim != 1:
             raise ValueError(f"push() takes 1-D mono chunks, got shape {x.shape}")
         x = check_waveform(x, f"chunk at {self._received / self.classifier.sample_rate:.3f} s") if x.size else x
@@ -288,9 +294,7 @@ def scan(
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sampling_rate is None:
             raise ValueError("an array input needs its rate: pass sampling_rate=<Hz>")
-        if isinstance(source, torch.Tensor):
-            source = source.detach().cpu().float().numpy() if source.is_floating_point() else source.cpu().numpy()
-        x = np.asarray(source)
+        x = np.asarray(samples_as_numpy(source))
         if x.ndim != 1:  # flattening (N, 2) would interleave the channels into one wrong waveform
             raise ValueError(f"scan() takes a 1-D mono array, got shape {x.shape}: average the channels first")
         x = check_waveform(x)
