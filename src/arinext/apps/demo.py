@@ -34,6 +34,7 @@ from ..train.data import holdout_split
 from ..train.evaluation import evaluate_checkpoint
 from ..utils.complexity import count_macs, count_params
 from ..utils.errors import ConfigError
+from ..utils.jsonout import undefined_as_null, write_json
 from ..utils.progress import progress_bar
 from ..utils.timing import time_interleaved
 
@@ -352,7 +353,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     _plot_latency(results["latency"], out / "latency.png")
     results["phase_seconds"] = {k: v for k, v in timings.items() if k != "report"}
     results["train"]["budget"]["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_json(out / "results.json", undefined_as_null(results), indent=2, default=str)
     (out / "report.md").write_text(render_report(results))
     done("report")
     bar.close()

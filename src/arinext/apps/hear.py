@@ -10,9 +10,11 @@
     emb, ts = hear.get_timestamp_embeddings(audio, model)        # (n_sounds, n_ts, 192), (n_sounds, n_ts) ms
 
 ``audio`` is ``(n_sounds, n_samples)``, mono in [-1, 1] at ``model.sample_rate``, on the model's device;
-outputs are float32 on the same device. The validator runs as ``hear-validator arinext.apps.hear --model
-CHECKPOINT`` (any checkpoint form: run directory, ``best.pt``, save_pretrained directory, authors' ``.pyth``
-with its front end).
+outputs are float32 on the same device. Audio follows the input rule of :mod:`arinext.audio.io`: a sound
+with NaN, infinite or larger than +-64 samples is refused (:class:`~arinext.audio.io.AudioDecodeError` naming
+the sound), integer tensors are scaled by their full scale, and no embedding holds a NaN or an infinity.
+The validator runs as ``hear-validator arinext.apps.hear --model CHECKPOINT`` (any checkpoint form: run
+directory, ``best.pt``, save_pretrained directory, authors' ``.pyth`` with its front end).
 
 The embeddings are those of :mod:`arinext.inference.embeddings`, from one forward pass of the fused model:
 the scene embedding is the global average of the last feature map (the classifier head's input), the
@@ -30,8 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..audio.io import AudioDecodeError, check_peak, check_waveform
 from ..checkpoints import load, model_frontend
 from ..inference.embeddings import FeatureTaps, timestamp_grid_ms
+from ..inference.results import check_finite_output
 from ..layers.reparam import reparameterize_model
 from ..utils.errors import ConfigError, InputError
 from ..utils.modules import unwrap_model
@@ -88,14 +92,25 @@ class HEARModel(nn.Module):
             shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
             raise InputError(f"audio must be a (n_sounds, n_samples) tensor, got {shape}")
         if audio.shape[1] == 0:
-            raise InputError("audio has no samples")
+            raise AudioDecodeError("audio", "has no samples (zero-length audio)")
+        if not audio.is_floating_point():  # integer PCM: scaled as the decoders scale it
+            scaled = check_waveform(audio.detach().cpu().numpy(), "audio")
+            return torch.from_numpy(scaled).to(audio.device)
+        for i, peak in enumerate(audio.detach().abs().amax(dim=1).tolist()):
+            check_peak(peak, f"sound {i}")
         return audio
+
+    def _names(self, audio: torch.Tensor, first: int) -> list[str]:
+        return [f"sound {first + j}" for j in range(audio.shape[0])]
 
     @torch.no_grad()
     def scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         """``(n_sounds, scene_embedding_size)`` float32 on ``audio``'s device."""
         audio = self._check(audio)
-        out = [self.taps.scene(audio[i : i + self.batch_size]) for i in range(0, audio.shape[0], self.batch_size)]
+        out = []
+        for i in range(0, audio.shape[0], self.batch_size):
+            part = audio[i : i + self.batch_size]
+            out.append(check_finite_output(self.taps.scene(part), "embeddings", self._names(part, i), self.taps.model))
         return torch.cat(out).float().to(audio.device)
 
     @torch.no_grad()
@@ -106,8 +121,9 @@ class HEARModel(nn.Module):
         times = timestamp_grid_ms(audio.shape[1], self.sample_rate, self.hop_ms)
         out = []
         for i in range(0, audio.shape[0], self.batch_size):
-            cols = self.taps.columns(audio[i : i + self.batch_size], self.taps.stage_ids)
-            out.append(self.taps.timestamps_from_columns(cols, times))
+            part = audio[i : i + self.batch_size]
+            emb = self.taps.timestamps_from_columns(self.taps.columns(part, self.taps.stage_ids), times)
+            out.append(check_finite_output(emb, "embeddings", self._names(part, i), self.taps.model))
         emb = torch.cat(out).float().to(audio.device)
         ts = times.float().to(audio.device)[None].expand(audio.shape[0], -1).contiguous()
         return emb, ts

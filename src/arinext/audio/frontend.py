@@ -95,9 +95,18 @@ PRESETS: dict[str, FrontendConfig] = {
 
 
 def get_preset(name: str, **overrides: Any) -> FrontendConfig:
-    """Return the preset ``name`` (see :data:`PRESETS`), optionally with fields replaced."""
+    """Return the preset ``name`` (see :data:`PRESETS`), optionally with fields replaced.
+
+    Raises:
+        ValueError: an unknown preset; :class:`~arinext.utils.errors.ConfigError` (a ``ValueError``) for an
+            override that is not a :class:`FrontendConfig` field.
+    """
     if name not in PRESETS:
         raise ConfigError(f"unknown front-end preset {name!r}; choose from {sorted(PRESETS)}")
+    fields = sorted(FrontendConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown front-end field(s) {unknown} for preset {name!r}; fields: {fields}")
     return replace(PRESETS[name], **overrides)
 
 
@@ -143,8 +152,10 @@ class LogMel(nn.Module):
         input ``(N,)``, ``(B, N)`` or ``(B, 1, N)`` float waveform at ``config.sample_rate``;
         output ``(B, 1, T, n_mels)`` with ``T = 1 + N // hop_length``.
 
-    Samples no larger than :attr:`safe_amplitude` in magnitude always give finite features (a bound,
-    about 1e34 for the presets, far above any decoded audio).
+    Range: samples no larger than :attr:`safe_amplitude` in magnitude (about 1e34 for the presets) always
+    give finite features (silence gives ``log(log_offset)``); near float32's limit (~1e38) the STFT overflows
+    to inf and the mel product to NaN. arinext's decoders keep samples within +-64 (:mod:`arinext.audio.io`),
+    far inside that range.
 
     Example:
         >>> fe = LogMel.from_preset("vggsound")

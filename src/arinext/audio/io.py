@@ -1,10 +1,28 @@
-"""Decoding audio files into float32 mono arrays, with errors that name the file and the problem."""
+"""Decoding audio files into float32 mono arrays, with errors that name the file and the problem.
+
+The input rule, the same on every path that takes audio (files, bytes, arrays, streamed chunks, HEAR
+tensors, dataset clips): samples are float audio in [-1, 1] at a sample rate between
+:data:`MIN_SAMPLE_RATE` and :data:`MAX_SAMPLE_RATE`.
+
+* Integer samples are scaled to [-1, 1] by their full scale, as ``soundfile`` decodes PCM files: int8 and
+  int16/int32 divided by 2^7, 2^15, 2^31, uint8 (8-bit WAV) centred on 128. Other integer types are refused.
+* Float samples above full scale are kept as they are up to :data:`MAX_AMPLITUDE` (+36 dBFS: float files
+  may hold overs). Beyond that, and for NaN or infinite samples, the audio is refused: such values come
+  from damaged files or from integer samples stored as floats (divide 16-bit values by 32768), and would
+  overflow the spectrogram into NaN scores. Refusing, not rescaling, is deliberate: a rescaled clip would
+  be classified at a level it was never recorded at, silently.
+
+Every refusal is an :class:`AudioDecodeError` (an :class:`~arinext.ArinextError`) whose message names the
+source. Within the rule the front end and the models give finite outputs; :mod:`arinext.inference` checks its
+scores all the same.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Union
 
@@ -14,9 +32,36 @@ import soxr
 
 from ..utils.errors import ArinextError, InputError
 
-__all__ = ["AudioDecodeError", "AudioSource", "audio_info", "check_waveform", "load_audio", "resample"]
+__all__ = [
+    "MAX_AMPLITUDE",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "AudioDecodeError",
+    "AudioSource",
+    "audio_info",
+    "check_peak",
+    "check_sample_rate",
+    "check_waveform",
+    "decode_blocks",
+    "describe_source",
+    "load_audio",
+    "open_audio",
+    "resample",
+]
 
 log = logging.getLogger(__name__)
+
+#: Largest magnitude of a float sample that is accepted (+36 dBFS); see the module docstring.
+MAX_AMPLITUDE = 64.0
+#: Sample rates (Hz) accepted from files and with arrays: telephone band to ultrasonic recorders.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_000_000
+
+# Integer sample types and (offset, full scale) that map them to [-1, 1], as libsndfile decodes PCM.
+_INT_SCALES = {np.dtype(np.int8): (0.0, 2.0**7), np.dtype(np.uint8): (128.0, 2.0**7),
+               np.dtype(np.int16): (0.0, 2.0**15), np.dtype(np.int32): (0.0, 2.0**31)}  # fmt: skip
+
+# Frames decoded per read: a header that claims billions of frames costs memory only for what decodes.
+_READ_FRAMES = 1 << 20
 
 # (file rate, target rate) pairs already reported, so a dataset at 44.1 kHz logs once, not per clip.
 _RESAMPLE_LOGGED: set[tuple[int, int]] = set()
@@ -28,35 +73,88 @@ class AudioDecodeError(ArinextError, ValueError):
     """An audio input that cannot be used; ``str()`` names the source and the problem."""
 
     def __init__(self, source: object, problem: str) -> None:
-        self.source = _describe(source)
+        self.source = describe_source(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
 
 
-def _describe(source: object) -> str:
+def describe_source(source: object) -> str:
+    """How errors name an input: a path as given, ``<N bytes>`` for file bytes, ``<array>`` for samples."""
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
-    return str(source)
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "<array>" if hasattr(source, "shape") else str(source)
 
 
-def check_waveform(x: np.ndarray, source: object = "<array>") -> np.ndarray:
-    """Validate a decoded waveform: non-empty, finite. Returns it as float32."""
-    if x.size == 0:
+def check_sample_rate(rate: object, source: object = "<array>") -> int:
+    """``rate`` as an int if it is a whole number of Hz within [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`].
+
+    Raises:
+        AudioDecodeError: any other rate (a damaged header, or a rate in kHz passed as Hz).
+    """
+    try:
+        value = int(rate)  # type: ignore[call-overload]
+        whole = value == rate
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            source, f"sample rate {rate!r} Hz is not a whole number in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz"
+        )
+    return value
+
+
+def check_waveform(x: object, source: object = "<array>") -> np.ndarray:
+    """Apply the input rule (module docstring) to samples of any shape; returns them as float32.
+
+    Raises:
+        AudioDecodeError: empty, non-numeric, NaN/infinite or louder than :data:`MAX_AMPLITUDE` samples.
+    """
+    a = np.asarray(x)
+    if a.size == 0:
         raise AudioDecodeError(source, "zero-length audio")
-    x = np.asarray(x, dtype=np.float32)
-    if not np.all(np.isfinite(x)):
+    if a.dtype in _INT_SCALES:
+        offset, scale = _INT_SCALES[a.dtype]
+        return ((a.astype(np.float32) - np.float32(offset)) / np.float32(scale)).astype(np.float32)
+    if a.dtype.kind != "f":
+        raise AudioDecodeError(
+            source, f"samples of type {a.dtype} are not audio: give float samples in [-1, 1] or int8/16/32 PCM"
+        )
+    check_peak(float(np.max(np.abs(a))), source)  # NaN if any sample is NaN
+    return a.astype(np.float32, copy=False)
+
+
+def check_peak(peak: float, source: object = "<array>") -> None:
+    """Refuse audio whose largest ``|sample|`` is ``peak`` if that is NaN, infinite or above :data:`MAX_AMPLITUDE`.
+
+    Raises:
+        AudioDecodeError: naming ``source``; the message says what is accepted.
+    """
+    if not np.isfinite(peak):
         raise AudioDecodeError(source, "audio contains NaN or Inf samples")
-    return x
+    if peak > MAX_AMPLITUDE:
+        raise AudioDecodeError(
+            source,
+            f"samples reach {peak:.3g}; float audio must lie within [-1, 1] (at most {MAX_AMPLITUDE:g} is "
+            "accepted): a damaged file, or integer values stored as floats (divide 16-bit values by 32768)",
+        )
 
 
-def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    """Resample along the last axis with soxr (high quality); a no-op when the rates agree."""
+def resample(x: np.ndarray, orig_sr: int, target_sr: int, source: object = "<array>") -> np.ndarray:
+    """Resample along the last axis with soxr (high quality); a no-op when the rates agree.
+
+    Raises:
+        AudioDecodeError: a rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], or audio too short
+            to leave one sample at ``target_sr`` (names ``source``).
+    """
     if orig_sr == target_sr:
         return x
-    if orig_sr <= 0 or target_sr <= 0:
-        raise InputError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
-    y = soxr.resample(np.ascontiguousarray(x.T), orig_sr, target_sr, quality="HQ")
-    return np.ascontiguousarray(np.asarray(y, dtype=np.float32).T)
+    orig_sr, target_sr = check_sample_rate(orig_sr, source), check_sample_rate(target_sr, source)
+    y = np.asarray(soxr.resample(np.ascontiguousarray(x.T), orig_sr, target_sr, quality="HQ"), dtype=np.float32)
+    if y.shape[0] == 0 < x.shape[-1]:
+        raise AudioDecodeError(source, f"{x.shape[-1]} sample(s) at {orig_sr} Hz leave none at {target_sr} Hz")
+    return np.ascontiguousarray(y.T)
 
 
 def _open_handle(source: AudioSource) -> object:
@@ -112,24 +210,71 @@ def _check_wav_truncation(head: bytes, total_size: int, source: object) -> None:
         pos += 8 + size + (size & 1)
 
 
+def open_audio(source: AudioSource) -> sf.SoundFile:
+    """Open a file path or file bytes for reading with ``soundfile``, after the checks of :func:`load_audio`
+    that need no decoding (readable, non-empty, not a truncated WAV, a sample rate within the input rule).
+
+    Raises:
+        AudioDecodeError: unreadable, empty, truncated or non-audio input, or an implausible sample rate.
+    """
+    handle = _open_handle(source)
+    try:
+        f = sf.SoundFile(handle)  # type: ignore[arg-type]
+    except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
+        raise AudioDecodeError(source, f"not a readable audio file ({_sf_message(exc)})") from exc
+    try:
+        check_sample_rate(f.samplerate, source)
+    except AudioDecodeError:
+        f.close()
+        raise
+    return f
+
+
 def audio_info(source: AudioSource) -> tuple[int, int]:
     """Return ``(num_frames, sample_rate)`` of an audio file without decoding it.
 
     Raises:
-        AudioDecodeError: unreadable, empty, truncated or non-audio input.
+        AudioDecodeError: unreadable, empty, truncated or non-audio input, or an implausible sample rate.
     """
-    handle = _open_handle(source)
-    try:
-        with sf.SoundFile(handle) as f:  # type: ignore[arg-type]
-            return int(f.frames), int(f.samplerate)
-    except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
-        raise AudioDecodeError(source, f"not a readable audio file ({_sf_message(exc)})") from exc
+    with open_audio(source) as f:
+        return int(f.frames), int(f.samplerate)
 
 
 def _sf_message(exc: BaseException) -> str:
     message = str(getattr(exc, "error_string", "") or exc)
     # libsndfile's generic failure text says nothing to a user
     return "the decoder failed on damaged data" if message.strip() == "System error." else message
+
+
+def decode_blocks(
+    f: sf.SoundFile, count: int, source: object, block_frames: int = _READ_FRAMES
+) -> Iterator[np.ndarray]:
+    """Decode ``count`` frames from ``f``'s position, ``block_frames`` at a time: float32 ``(frames, channels)``
+    blocks, each checked by the input rule (:func:`check_waveform`).
+
+    Reading stops at the end of the decodable data, so a header that claims more frames than the file
+    holds costs neither memory nor time (``soundfile``'s own ``blocks()`` would hand out stale buffers
+    for every missing frame); fewer frames than ``count`` is then an error, as is none at all.
+
+    Raises:
+        AudioDecodeError: the decoder fails, the data ends early, or a block breaks the input rule.
+    """
+    left = count
+    while left > 0:
+        want = min(left, block_frames)
+        try:
+            part = f.read(want, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
+            raise AudioDecodeError(source, f"corrupt or truncated audio ({_sf_message(exc)})") from exc
+        if part.shape[0]:
+            yield check_waveform(part, source)
+        left -= part.shape[0]
+        if part.shape[0] < want:
+            break
+    if left == count:
+        raise AudioDecodeError(source, "zero-length audio")
+    if left > 0:
+        raise AudioDecodeError(source, f"truncated audio: expected {count} frames, decoded {count - left}")
 
 
 def load_audio(
@@ -139,7 +284,11 @@ def load_audio(
     end: float | None = None,
     mono: bool = True,
 ) -> tuple[np.ndarray, int]:
-    """Decode a file path or the raw bytes of an audio file (WAV, FLAC, OGG, ...).
+    """Decode a file path or the raw bytes of an audio file (WAV, FLAC, OGG, MP3, ...).
+
+    The samples follow the input rule of this module (float in [-1, 1], refused beyond
+    :data:`MAX_AMPLITUDE`, NaN or infinity; a file rate within [:data:`MIN_SAMPLE_RATE`,
+    :data:`MAX_SAMPLE_RATE`]).
 
     Args:
         source: path or bytes.
@@ -152,15 +301,10 @@ def load_audio(
         ``(waveform, rate)``: float32 of shape ``(N,)`` if ``mono`` else ``(channels, N)``.
 
     Raises:
-        AudioDecodeError: unreadable, empty, corrupt, truncated, zero-length or non-finite audio,
-            or a ``start``/``end`` window that holds no samples.
+        AudioDecodeError: unreadable, empty, corrupt, truncated, zero-length, non-finite or overflowing
+            audio, an implausible sample rate, or a ``start``/``end`` window that holds no samples.
     """
-    handle = _open_handle(source)
-    try:
-        f = sf.SoundFile(handle)  # type: ignore[arg-type]
-    except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
-        raise AudioDecodeError(source, f"not a readable audio file ({_sf_message(exc)})") from exc
-    with f:
+    with open_audio(source) as f:
         sr = f.samplerate
         first = 0 if start is None else max(0, int(round(start * sr)))
         last = f.frames if end is None else min(f.frames, int(round(end * sr)))
@@ -168,22 +312,19 @@ def load_audio(
             raise AudioDecodeError(
                 source, f"window [{start}, {end}] s holds no samples (audio lasts {f.frames / sr:.3f} s)"
             )
-        try:
-            if first > 0:
+        if first > 0:
+            try:
                 f.seek(first)
-            data = f.read(max(0, last - first), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
-            raise AudioDecodeError(source, f"corrupt or truncated audio ({_sf_message(exc)})") from exc
-    if 0 < data.shape[0] < last - first:
-        raise AudioDecodeError(source, f"truncated audio: expected {last - first} frames, decoded {data.shape[0]}")
-    x = data.T  # (channels, N)
+            except (sf.LibsndfileError, RuntimeError, EOFError, OSError) as exc:
+                raise AudioDecodeError(source, f"corrupt or truncated audio ({_sf_message(exc)})") from exc
+        blocks = list(decode_blocks(f, last - first, source))  # checked before the channels are averaged
+    x = (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)).T  # (channels, N)
     if mono:
         x = x.mean(axis=0)
-    x = check_waveform(x, source)
     if sample_rate is not None and sample_rate != sr:
         if (sr, sample_rate) not in _RESAMPLE_LOGGED:
             _RESAMPLE_LOGGED.add((sr, sample_rate))
             log.info("resampling audio from %d Hz to %d Hz with soxr (first file: %s)", sr, sample_rate, source)
-        x = resample(x, sr, sample_rate)
+        x = resample(x, sr, sample_rate, source)
         sr = sample_rate
     return x, sr

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..audio.frontend import FrontendConfig, get_preset
+from ..audio.frontend import PRESETS, FrontendConfig, get_preset
 from ..models.info import metadata
 from ..utils.errors import PathNotFoundError
 from .card import CARD_NAME, render_model_card, write_model_card
@@ -148,7 +148,10 @@ def model_frontend(
         frontend = metadata(model).frontend
     if frontend is None:
         source = metadata(model).path or "the model"
-        raise CheckpointError(f"{source}: no front-end parameters are stored with it; pass a preset name")
+        raise CheckpointError(
+            f"{source}: no front-end parameters are stored with it; pass the preset it was trained with "
+            f"(--frontend PRESET on the command line, frontend=... in Python), one of {', '.join(sorted(PRESETS))}"
+        )
     if isinstance(frontend, FrontendConfig):
         return frontend
     if isinstance(frontend, str):

@@ -29,12 +29,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..audio.frontend import FrontendConfig
+from ..audio.frontend import FrontendConfig, get_preset
 from ..layers.reparam import reparameterize_model
 from ..models import ModelInfo, create_model, metadata, set_metadata
 from ..utils.errors import InputError
 from ..utils.modules import unwrap_model
 from ..version import __version__
+from ..utils.jsonout import undefined_as_null, write_json
 from ..utils.provenance import current_command
 from .card import CARD_NAME, write_model_card
 from .training import CheckpointError, load_state_strict
@@ -78,7 +79,7 @@ def save_pretrained(
     model: nn.Module,
     directory: str | Path,
     labels: Labels | None = None,
-    frontend: FrontendConfig | Mapping[str, Any] | None = None,
+    frontend: FrontendConfig | str | Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     command: str | None = None,
     license: str | None = None,  # noqa: A002  (the Hub's field name)
@@ -93,7 +94,9 @@ def save_pretrained(
         model: a model built by :func:`arinext.create_model` (its :func:`~arinext.models.metadata` names the
             architecture and its arguments).
         labels: class names, or a dict of them for a multi-head model; checked against the head size.
-        frontend: the front-end parameters the model expects (a preset from :data:`arinext.PRESETS`).
+        frontend: the front-end parameters the model expects: a :class:`~arinext.FrontendConfig`, the name of
+            a preset in :data:`arinext.PRESETS` (``"speech_commands_v2"``) or a dict of its fields; default the
+            one stored with ``model``.
         metrics: for the card: ``{"test top-1": 0.915}`` or ``{name: {"value", "type", "dataset", "split"}}``.
         command: the command that produced the model; default the running ``arinext ...`` command line.
         license, dataset, name: the card's licence (default ``unknown``), dataset and title.
@@ -113,6 +116,10 @@ def save_pretrained(
         labels = info.labels
     if frontend is None:
         frontend = info.frontend
+    if isinstance(frontend, str):
+        frontend = get_preset(frontend)
+    elif frontend is not None and not isinstance(frontend, FrontendConfig):
+        frontend = FrontendConfig.from_dict(dict(frontend))  # unknown keys fail here, not when loading
     if isinstance(frontend, FrontendConfig):
         frontend = frontend.to_dict()
     config = {
@@ -129,12 +136,12 @@ def save_pretrained(
     card_fields = {"metrics": metrics, "command": command or current_command(), "license": license,
                    "dataset": dataset, "name": name}  # fmt: skip
     merged = {k: v if v is not None else old_card.get(k) for k, v in card_fields.items()}
-    config["card"] = _jsonable({k: v for k, v in merged.items() if v is not None})
+    config["card"] = undefined_as_null(_jsonable({k: v for k, v in merged.items() if v is not None}))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "model": arch})
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    write_json(directory / CONFIG_NAME, config, indent=2)
     if card and write_model_card(directory, CARD_NAME, config) is None:
         log.warning("%s: kept the existing %s (not written by arinext)", directory, CARD_NAME)
     log.info("saved %s (%s) to %s", config["model"], config["fold"] or "training form", directory)

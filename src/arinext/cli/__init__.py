@@ -30,7 +30,7 @@ from ..utils.provenance import set_command
 from ..utils.registry import Registry
 from ..version import __version__
 
-__all__ = ["COMMANDS", "CLIError", "build_parser", "main", "register_command"]
+__all__ = ["COMMANDS", "CLIError", "add_frontend_option", "build_parser", "main", "register_command"]
 
 #: Subcommands: name -> the module of this package that registers its parser, in ``arinext --help`` order.
 COMMANDS: Registry[str] = Registry("command")
@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, **kwargs: object):
     """A subcommand parser with the shared output options and the defaults-showing help formatter."""
     return sub.add_parser(name, parents=[common], formatter_class=HelpFormatter, **kwargs)  # type: ignore[arg-type]
+
+
+def add_frontend_option(p: argparse.ArgumentParser) -> None:
+    """``--frontend PRESET``, for commands that load a checkpoint whose front end matters."""
+    from ..audio.frontend import PRESETS
+
+    p.add_argument(
+        "--frontend",
+        metavar="PRESET",
+        choices=sorted(PRESETS),
+        default=None,
+        help="front-end preset to run the checkpoint with, for one that stores none (an authors' .pyth without "
+        f"AUDIO_DATA); replaces a stored one. One of: {', '.join(sorted(PRESETS))}",
+    )
 
 
 def progress_setting(args: argparse.Namespace) -> bool | None:

@@ -4,10 +4,10 @@ a challenge submission file for an unlabelled test subset."""
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..data.records import SUBSETS
-from . import add_parser, progress_setting
+from ..utils.jsonout import dumps, undefined_as_null
+from . import add_frontend_option, add_parser, progress_setting
 from .train import add_overrides
 
 HELP = "evaluate a checkpoint (training form and fused form) on a test subset"
@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="supervision levels 0..5 that a challenge submission declares (pre-training, training labels, "
         "training data); default 2,3,3 when the recipe fine-tunes from a checkpoint, else 0,3,3",
     )
+    add_frontend_option(p)
     add_overrides(p)
     p.set_defaults(func=run)
 
@@ -56,10 +57,12 @@ def _sls(text: str) -> tuple[int, int, int]:
 def run(args: argparse.Namespace) -> int:
     from ..train.evaluation import evaluate_checkpoint
 
+    # --frontend is the preset as it stands; --set data.frontend=... after it still changes single fields
+    preset = [f"data.preset={args.frontend}", "data.frontend={}"] if args.frontend else []
     content = evaluate_checkpoint(
-        args.checkpoint, args.out, args.overrides, args.subset, progress=progress_setting(args), by=args.by,
-        sls=args.sls,
+        args.checkpoint, args.out, [*preset, *args.overrides], args.subset, progress=progress_setting(args),
+        by=args.by, sls=args.sls,
     )  # fmt: skip
     keys = ("training_form", "fused", "max_abs_prob_diff", "clips", "by", "heldout", "gap_top1", "submission", "rows")
-    print(json.dumps({k: content[k] for k in keys if k in content}, indent=2))
+    print(dumps(undefined_as_null({k: content[k] for k in keys if k in content}), what="metrics", indent=2))
     return 0

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import CLIError, add_parser, progress_setting
+from ..utils.jsonout import dumps, undefined_as_null, write_json
+from . import CLIError, add_frontend_option, add_parser, progress_setting
 
 
 def _stages(text: str) -> list[int]:
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     fit.add_argument("--hop", type=float, default=0.05, help="timestamp spacing in seconds")
     fit.add_argument("--stages", type=_stages, default="3,4", help="model stages (from 1) of the timestamp embeddings")
     fit.add_argument("--seed", type=int, default=0, help="seed of the head's initialisation")
+    add_frontend_option(fit)
     fit.set_defaults(func=run_fit)
 
     ev = add_parser(ev_sub, common, "eval", help="event-based metrics on an events set (sed_eval, 200 ms collar)")
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     ev.add_argument("--tune-on", type=Path, default=None, help="choose the decoding on this set (default: stored/defaults)")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--out", type=Path, default=None, help="also write the metrics to this JSON file")
+    add_frontend_option(ev)
     ev.set_defaults(func=run_eval)
 
 
@@ -76,7 +79,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..utils.provenance import current_command
 
     directory = _head_dir(args.checkpoint, args.out)
-    clf = AudioClassifier.from_pretrained(args.checkpoint, frame_head=False)
+    clf = AudioClassifier.from_pretrained(args.checkpoint, frontend=args.frontend, frame_head=False)
     head = fit_frame_head(
         clf, args.train, args.val, stages=args.stages, hop_ms=args.hop * 1000.0, context=args.context,
         hidden=args.hidden, seed=args.seed, progress=progress_setting(args),
@@ -112,12 +115,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..apps.event_detection import evaluate_events
     from ..inference import AudioClassifier
 
-    clf = AudioClassifier.from_pretrained(args.checkpoint)
+    clf = AudioClassifier.from_pretrained(args.checkpoint, frontend=args.frontend)
     if args.head == "frame" and clf.frame_head is None:
         raise CLIError(f"{args.checkpoint}: no frame head stored with it (fit one with `arinext events fit`)")
     metrics = evaluate_events(clf, args.data, head=args.head, tune_on=args.tune_on, progress=progress_setting(args))
+    metrics = undefined_as_null(metrics)  # an undefined ratio is null, as the summary's "n/a"
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps(metrics) if args.json else _summary(metrics))
+        write_json(args.out, metrics, indent=2)
+    print(dumps(metrics, what="metrics") if args.json else _summary(metrics))
     return 0

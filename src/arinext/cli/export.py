@@ -14,14 +14,14 @@ output, unless a README that arinext did not write is already there.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 from ..data.registry import list_datasets
 from ..export.formats import list_export_formats
-from . import CLIError, add_parser
+from ..utils.jsonout import dumps
+from . import CLIError, add_frontend_option, add_parser
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the runtime-vs-PyTorch check")
     p.add_argument("--waveform", action="store_true", help="also write <stem>.waveform.onnx (front end in the graph)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    add_frontend_option(p)
     q = p.add_argument_group("int8 (ONNX only; always checked against fp32 on clips not used for calibration)")
     q.add_argument("--quantize", choices=("int8",), default=None, help="also write <stem>.int8.onnx")
     q.add_argument(
@@ -88,7 +89,7 @@ def _int8(args: argparse.Namespace, model: object, frontend: object, labels: obj
         model, args.out, clips.calibration, clips.check, mode=args.quant_mode, source=clips.source,  # type: ignore[arg-type]
         min_agreement=args.min_agreement, force=args.force, frontend=frontend, labels=labels, opset=args.opset,  # type: ignore[arg-type]
     )  # fmt: skip
-    print(json.dumps(result.to_dict(), indent=2))
+    print(dumps(result.to_dict(), what="int8 report", indent=2))
     print(result.check.summary())
     if not result.kept:
         print(f"arinext export: {result.refusal}", file=sys.stderr)
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     fmt = export_format(args.format)
     model = load(args.checkpoint)
-    frontend = model_frontend(model)
+    frontend = model_frontend(model, args.frontend)
     reports = [fmt.write(model, args.out, check=args.check, opset=args.opset)]
     if args.waveform and "waveform" in fmt.inputs:
         wave = args.out.with_name(args.out.stem + ".waveform" + fmt.suffix)

@@ -12,7 +12,6 @@ decoded into ``(label, onset, offset, score)``; with ``--out DIR`` each input al
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..audio.io import AudioDecodeError, audio_info
 from ..data.manifests.custom import AUDIO_SUFFIXES
-from . import CLIError, add_parser
+from ..utils.jsonout import dumps, write_json
+from . import CLIError, add_frontend_option, add_parser
 
 if TYPE_CHECKING:
     from ..inference import AudioClassifier
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--aggregate", choices=("mean", "max"), default="mean", help="clip score of a scanned file")
     p.add_argument("--windows", action="store_true", help="scan every file and report each window")
     p.add_argument("--no-fuse", action="store_true", help="run the checkpoint as stored (no deploy fold)")
+    add_frontend_option(p)
     e = p.add_argument_group("sound events")
     e.add_argument("--events", action="store_true", help="report events (label, onset, offset, score) per file")
     e.add_argument(
@@ -113,7 +114,7 @@ def detect(clf: AudioClassifier, name: str, index: int, args: argparse.Namespace
         args.out.mkdir(parents=True, exist_ok=True)
         stem = _output_stem(name, index)
         full = {**record, "frames": frames.to_dict()}
-        (args.out / f"{stem}.events.json").write_text(json.dumps(full) + "\n")
+        write_json(args.out / f"{stem}.events.json", full)
         if args.plot:
             from ..inference.eventplot import plot_frame_scores
 
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--plot writes files: give --out DIR")
     if args.plot:
         from ..inference import eventplot  # noqa: F401  (fails now, with the extra's name, if matplotlib is missing)
-    clf = AudioClassifier.from_pretrained(args.model, fuse=not args.no_fuse)
+    clf = AudioClassifier.from_pretrained(args.model, frontend=args.frontend, fuse=not args.no_fuse)
     if args.events and args.head == "frame" and clf.frame_head is None:
         raise CLIError(f"{args.model}: no frame head stored with it (fit one with `arinext events fit`)")
     failures = 0
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             continue
         if args.json:
-            print(json.dumps(record))
+            print(dumps(record, what=name))
         elif args.events:
             _print_events(record)
         else:

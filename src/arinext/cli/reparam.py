@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_parser
+from . import add_frontend_option, add_parser
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -13,6 +13,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("output", help="directory to write the fused checkpoint to (save_pretrained format)")
     p.add_argument("--fold", choices=("full", "paper"), default="full", help="full deploy fold or the paper's fusion")
     p.add_argument("--frames", type=int, default=None, help="time frames of the random check input (default: the crop)")
+    add_frontend_option(p)
     p.set_defaults(func=run)
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load(args.checkpoint)
     fused = reparameterize_model(model, fold=args.fold)
-    fe = model_frontend(model)
+    fe = model_frontend(model, args.frontend)
     x = torch.randn(2, 1, args.frames or fe.num_frames, fe.n_mels, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         diff = float((fused(x) - model(x)).abs().max())

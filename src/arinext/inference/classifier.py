@@ -9,6 +9,12 @@ torch tensor together with ``sampling_rate=``, or a dict ``{"array": ..., "sampl
 (``"raw"`` is accepted for ``"array"``, as in the pipeline). A list of clips, or a 2-D array
 ``(B, N)``, is a batch and returns a list of result lists. Audio at another rate is resampled (soxr).
 
+Every input follows the rule of :mod:`arinext.audio.io`: float samples in [-1, 1] (integer arrays are
+scaled by their full scale), refused with :class:`~arinext.audio.io.AudioDecodeError` naming the input when
+they are NaN, infinite or beyond +-64, or when the rate is outside 1 kHz to 1 MHz. No score or embedding
+that comes back holds a NaN or an infinity: should the model produce one anyway (a damaged checkpoint), a
+:class:`~arinext.inference.results.NonFiniteOutputError` names the input instead.
+
 Clips shorter than the front end's training crop are padded by repeating the last spectrogram frame
 up to ``num_frames`` (the original loaders' edge padding); longer clips run whole (the pooling is
 global). For long recordings use :meth:`AudioClassifier.scan`, which reads the file in blocks.
@@ -32,7 +38,7 @@ import torch
 from torch import nn
 
 from ..audio.frontend import FrontendConfig, LogMel
-from ..audio.io import check_waveform, load_audio, resample
+from ..audio.io import check_sample_rate, check_waveform, describe_source, load_audio, resample
 from ..checkpoints import load, model_frontend
 from ..data.sampling import fit_frames
 from ..layers.classifier import output_classes
@@ -53,8 +59,8 @@ from .frames import (
     window_reader,
 )
 from .optimize import optimize_for_inference
-from .results import Prediction, ScanResult, top_k_labels
-from .stream import AudioStream, scan
+from .results import Prediction, ScanResult, check_finite_output, top_k_labels
+from .stream import AudioStream, samples_as_numpy, scan
 
 __all__ = ["AudioClassifier", "AudioInput"]
 
@@ -160,23 +166,33 @@ class AudioClassifier:
     # -- inputs ---------------------------------------------------------------------------------
 
     def load(self, item: AudioInput, sampling_rate: int | None = None) -> np.ndarray:
-        """Decode/convert one clip to a float32 mono waveform at :attr:`sample_rate`."""
+        """Decode/convert one clip to a float32 mono waveform at :attr:`sample_rate`.
+
+        Raises:
+            AudioDecodeError: the clip breaks the input rule of :mod:`arinext.audio.io` (names the clip).
+        """
         if isinstance(item, Mapping):
             if "sampling_rate" not in item or not ({"array", "raw"} & set(item)):
                 raise InputError(f"a dict input needs 'array' and 'sampling_rate' keys, got {sorted(item)}")
-            return self.load(item["array"] if "array" in item else item["raw"], int(item["sampling_rate"]))
+            return self.load(item["array"] if "array" in item else item["raw"], item["sampling_rate"])
         if isinstance(item, (str, os.PathLike, bytes, bytearray)):
             return load_audio(item, sample_rate=self.sample_rate)[0]
-        if isinstance(item, torch.Tensor):
-            item = item.detach().cpu().numpy()
+        item = samples_as_numpy(item)
         if isinstance(item, np.ndarray):
             if sampling_rate is None:
                 raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
             if item.ndim != 1:
                 raise InputError(f"expected a 1-D waveform, got an array of shape {item.shape}")
-            x = check_waveform(np.asarray(item, dtype=np.float32))
-            return resample(x, int(sampling_rate), self.sample_rate)
+            return resample(check_waveform(item), check_sample_rate(sampling_rate), self.sample_rate)
         raise TypeError(f"unsupported audio input of type {type(item).__name__}")
+
+    @staticmethod
+    def source_names(items: Sequence[Any]) -> list[str]:
+        """How errors name each clip of a batch: a path as given, ``<N bytes>``, or ``<array i>``."""
+        return [
+            describe_source(x) if isinstance(x, (str, os.PathLike, bytes, bytearray)) else f"<array {i}>"
+            for i, x in enumerate(items)
+        ]
 
     @staticmethod
     def _as_batch(inputs: Any) -> tuple[list[Any], bool]:
@@ -199,9 +215,14 @@ class AudioClassifier:
         return fit_frames(spec, max(need, spec.shape[2]))
 
     @torch.no_grad()
-    def probs_from_features(self, spec: torch.Tensor) -> np.ndarray:
-        """Scores ``(B, C)`` for a log-mel batch ``(B, 1, T, F)``."""
+    def probs_from_features(self, spec: torch.Tensor, sources: Sequence[str] | None = None) -> np.ndarray:
+        """Scores ``(B, C)`` for a log-mel batch ``(B, 1, T, F)``.
+
+        Raises:
+            NonFiniteOutputError: a row of logits holds NaN or infinity (names ``sources[i]``).
+        """
         logits = self._model_for(spec.shape[0])(spec.to(self.device))
+        check_finite_output(logits, "scores", sources, self.model)
         probs = torch.softmax(logits, dim=-1) if self.activation == "softmax" else torch.sigmoid(logits)
         return probs.float().cpu().numpy()
 
@@ -213,9 +234,14 @@ class AudioClassifier:
         return self._batch_model  # type: ignore[return-value]
 
     def probs_from_waveforms(
-        self, waveforms: Sequence[np.ndarray], min_frames: int | None = None, batch_size: int = 1
+        self,
+        waveforms: Sequence[np.ndarray],
+        min_frames: int | None = None,
+        batch_size: int = 1,
+        sources: Sequence[str] | None = None,
     ) -> np.ndarray:
-        """Scores ``(len(waveforms), C)``; clips with the same frame count run ``batch_size`` at a time."""
+        """Scores ``(len(waveforms), C)``; clips with the same frame count run ``batch_size`` at a time.
+        ``sources`` name the clips in errors."""
         specs = [self.features(w, min_frames) for w in waveforms]
         out = np.empty((len(specs), self.num_classes), dtype=np.float32)
         by_len: dict[int, list[int]] = {}
@@ -224,13 +250,21 @@ class AudioClassifier:
         for idx in by_len.values():
             for j in range(0, len(idx), max(1, batch_size)):
                 part = idx[j : j + max(1, batch_size)]
-                out[part] = self.probs_from_features(torch.cat([specs[i] for i in part]))
+                names = [sources[i] for i in part] if sources is not None else None
+                out[part] = self.probs_from_features(torch.cat([specs[i] for i in part]), names)
         return out
 
     def predict_proba(self, inputs: Any, sampling_rate: int | None = None, batch_size: int = 8) -> np.ndarray:
-        """Scores ``(B, C)`` for one clip (``B = 1``) or a batch, in label order."""
+        """Scores ``(B, C)`` for one clip (``B = 1``) or a batch, in label order: finite, and rows summing
+        to 1 with the softmax activation.
+
+        Raises:
+            AudioDecodeError: a clip breaks the input rule (:mod:`arinext.audio.io`), or the model's scores
+                for it are not finite (:class:`~arinext.inference.results.NonFiniteOutputError`); names the clip.
+        """
         items, _ = self._as_batch(inputs)
-        return self.probs_from_waveforms([self.load(x, sampling_rate) for x in items], batch_size=batch_size)
+        waves = [self.load(x, sampling_rate) for x in items]
+        return self.probs_from_waveforms(waves, batch_size=batch_size, sources=self.source_names(items))
 
     def __call__(
         self, inputs: Any, sampling_rate: int | None = None, top_k: int | None = 5, batch_size: int = 8
@@ -289,6 +323,7 @@ class AudioClassifier:
         items, batched = self._as_batch(inputs)
         taps = self.feature_taps()
         waves = [self.load(x, sampling_rate) for x in items]
+        names = self.source_names(items)
         out = np.empty((len(waves), taps.scene_width), dtype=np.float32)
         by_len: dict[int, list[int]] = {}
         for i, w in enumerate(waves):
@@ -297,7 +332,8 @@ class AudioClassifier:
             for j in range(0, len(idx), max(1, batch_size)):
                 part = idx[j : j + max(1, batch_size)]
                 x = torch.from_numpy(np.stack([waves[i] for i in part]))
-                out[part] = taps.scene(x).float().cpu().numpy()
+                scene = check_finite_output(taps.scene(x), "embeddings", [names[i] for i in part], self.model)
+                out[part] = scene.float().cpu().numpy()
         return out if batched else out[0]
 
     def timestamp_embeddings(
@@ -312,8 +348,9 @@ class AudioClassifier:
         taps = self.feature_taps(stages)
         cols, n = stream_columns(taps, audio_chunks(self, item, sampling_rate), taps.stage_ids)
         times = timestamp_grid_ms(n, self.sample_rate, hop * 1000.0)
-        emb = taps.timestamps_from_columns(cols, times)[0]
-        return (times / 1000.0).numpy(), emb.float().cpu().numpy()
+        emb = taps.timestamps_from_columns(cols, times)
+        check_finite_output(emb, "embeddings", self.source_names([item]), self.model)
+        return (times / 1000.0).numpy(), emb[0].float().cpu().numpy()
 
     def framewise(
         self, item: AudioInput, sampling_rate: int | None = None, head: HeadChoice = "auto", hop: float | None = None
@@ -335,9 +372,13 @@ class AudioClassifier:
             fh = self.frame_head
             if fh is not None and hop is not None and abs(hop * 1000.0 - fh.hop_ms) > 1e-6:
                 raise ConfigError(f"the frame head was fitted every {fh.hop_ms:g} ms; hop={hop} s differs")
-            return frame_head_scores(self, self.feature_taps(fh.stages if fh else (-2, -1)), chunks)
-        step = self.frontend_config.hop_ms / 1000.0 if hop is None else float(hop)
-        return clip_frame_scores(self, self.feature_taps(), chunks, step)
+            frames = frame_head_scores(self, self.feature_taps(fh.stages if fh else (-2, -1)), chunks)
+        else:
+            step = self.frontend_config.hop_ms / 1000.0 if hop is None else float(hop)
+            frames = clip_frame_scores(self, self.feature_taps(), chunks, step)
+        name = self.source_names([item])[0]
+        check_finite_output(torch.from_numpy(frames.scores), "frame scores", name, self.model)
+        return frames
 
     def events(
         self,

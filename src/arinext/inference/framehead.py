@@ -32,6 +32,7 @@ from torch import nn
 from ..checkpoints import CheckpointError
 from ..checkpoints.card import FRAME_HEAD_CONFIG
 from ..utils.errors import ConfigError, InputError, PathNotFoundError
+from ..utils.jsonout import undefined_as_null, write_json
 from .event_decoding import DecodeParams
 
 __all__ = ["BACKGROUND", "FRAME_HEAD_CONFIG", "FRAME_HEAD_WEIGHTS", "FrameHead", "find_frame_head", "weights_fingerprint"]
@@ -146,7 +147,7 @@ class FrameHead(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(directory / FRAME_HEAD_WEIGHTS), metadata={"format": "pt"})
         path = directory / FRAME_HEAD_CONFIG
-        path.write_text(json.dumps(_jsonable(self.config()), indent=2) + "\n")
+        write_json(path, undefined_as_null(_jsonable(self.config())), indent=2)
         return path
 
     @classmethod

@@ -28,7 +28,7 @@ import torch
 
 from ..utils.errors import ConfigError, InputError
 from .embeddings import FeatureTaps, interpolate_columns, timestamp_grid_ms
-from ..audio.io import audio_info, load_audio
+from ..audio.io import AudioDecodeError, audio_info, load_audio
 from .event_decoding import Event, FrameScores
 from .stream import read_blocks
 
@@ -62,9 +62,15 @@ def audio_chunks(
             yield from blocks
             return
         resampler = soxr.ResampleStream(rate, clf.sample_rate, 1, dtype="float32", quality="HQ")
+        read = made = 0
         for block in blocks:
-            yield np.asarray(resampler.resample_chunk(block), dtype=np.float32)
-        yield np.asarray(resampler.resample_chunk(np.zeros(0, np.float32), last=True), dtype=np.float32)
+            out = np.asarray(resampler.resample_chunk(block), dtype=np.float32)
+            read, made = read + block.size, made + out.size
+            yield out
+        last = np.asarray(resampler.resample_chunk(np.zeros(0, np.float32), last=True), dtype=np.float32)
+        if made + last.size == 0:  # as load_audio refuses it: nothing is left at the model's rate
+            raise AudioDecodeError(item, f"{read} sample(s) at {rate} Hz leave none at {clf.sample_rate} Hz")
+        yield last
         return
     yield clf.load(item, sampling_rate)
 

@@ -1,4 +1,5 @@
-"""Result types of the classifier: top-k label lists, per-window predictions and scan results."""
+"""Result types of the classifier: top-k label lists, per-window predictions and scan results, and the
+check that no score or embedding handed out holds a NaN or an infinity."""
 
 from __future__ import annotations
 
@@ -7,13 +8,57 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import torch
+from torch import nn
 
+from ..audio.io import AudioDecodeError
 from ..utils.errors import ConfigError, InputError
 
-__all__ = ["Prediction", "ScanResult", "WindowPrediction", "aggregate_probs", "top_k_labels"]
+__all__ = [
+    "NonFiniteOutputError",
+    "Prediction",
+    "ScanResult",
+    "WindowPrediction",
+    "aggregate_probs",
+    "check_finite_output",
+    "top_k_labels",
+]
 
 Prediction = dict[str, Any]  # {"label": str, "score": float}, the Hugging Face pipeline format
 Aggregate = Literal["mean", "max"]
+
+
+class NonFiniteOutputError(AudioDecodeError):
+    """The model's output for an input holds a NaN or an infinity; ``str()`` names the input and the likely cause.
+
+    Inputs within :mod:`arinext.audio.io`'s rule give finite outputs with finite weights, so this points at
+    the checkpoint (weights that are not finite) or at an input that drives it beyond float range. It is
+    an :class:`~arinext.audio.io.AudioDecodeError`, so code that skips unusable inputs skips this one too.
+    """
+
+
+def check_finite_output(
+    values: torch.Tensor, what: str, sources: str | Sequence[str] | None = None, model: nn.Module | None = None
+) -> torch.Tensor:
+    """Return ``values`` ``(B, ...)`` if every entry is finite; else raise :class:`NonFiniteOutputError`
+    naming the input: ``sources`` itself (one name for all rows) or ``sources[i]`` of the first bad row
+    (``"item i of the batch"`` without sources). ``model``, if given, is checked for non-finite weights."""
+    finite = torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1) if values.numel() else None
+    if finite is None or bool(finite.all()):
+        return values
+    i = int((~finite).nonzero()[0, 0])
+    source = f"item {i} of the batch"
+    if isinstance(sources, str):
+        source = sources
+    elif sources is not None and i < len(sources):
+        source = sources[i]
+    cause = "the model's weights are finite: this input drives it beyond float range"
+    if model is not None:
+        tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+        if bad:
+            cause = f"the model's weights and buffers hold {bad} NaN or infinite values: a damaged checkpoint"
+    raise NonFiniteOutputError(source, f"the model's {what} hold NaN or infinity ({cause})")
 
 
 def top_k_labels(probs: np.ndarray, labels: Sequence[str], top_k: int | None = 5) -> list[Prediction]:

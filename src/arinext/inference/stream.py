@@ -21,7 +21,6 @@ is chunked) and run the same windows through the same code.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -30,18 +29,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import soundfile as sf
 import soxr
 import torch
 
 from ..audio.frontend import FrontendConfig, LogMel
-from ..audio.io import AudioDecodeError, check_waveform
+from ..audio.io import AudioDecodeError, check_sample_rate, check_waveform, decode_blocks, describe_source, open_audio
 from ..utils.errors import ConfigError, InputError
 from ..utils.progress import progress_bar
-from .results import Aggregate, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
+from .results import Aggregate, NonFiniteOutputError, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .window_features import block_features_supported, window_logmels
 
-__all__ = ["AudioStream", "WindowScorer", "read_blocks", "scan", "window_count"]
+__all__ = ["AudioStream", "WindowScorer", "read_blocks", "samples_as_numpy", "scan", "window_count"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,20 @@ class WindowScorer(Protocol):
     def sample_rate(self) -> int: ...
 
     def probs_from_waveforms(
-        self, waveforms: Sequence[np.ndarray], min_frames: int | None = None, batch_size: int = 1
+        self,
+        waveforms: Sequence[np.ndarray],
+        min_frames: int | None = None,
+        batch_size: int = 1,
+        sources: Sequence[str] | None = None,
     ) -> np.ndarray: ...
+
+
+def samples_as_numpy(x: Any) -> Any:
+    """A tensor's samples as a numpy array on the CPU (half and bfloat16 as float32); anything else unchanged."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        return (x.float() if x.is_floating_point() else x).numpy()
+    return x
 
 
 def window_count(num_samples: int, window: int, hop: int) -> int:
@@ -110,7 +120,7 @@ class AudioStream:
         if self.hop_samples > self.window_samples:
             raise ConfigError(f"hop ({hop} s) must not be longer than the window ({window} s)")
         self.window, self.hop = self.window_samples / sr, self.hop_samples / sr
-        self.input_rate = sr if sampling_rate is None else int(sampling_rate)
+        self.input_rate = sr if sampling_rate is None else check_sample_rate(sampling_rate, "sampling_rate")
         self.top_k = top_k
         self.batch_size = batch_size
         self.min_frames = classifier.frontend_config.frames_for(self.window_samples)
@@ -145,7 +155,12 @@ class AudioStream:
     def _predict_full_windows(self) -> list[WindowPrediction]:
         """Classify every complete window in the buffer, then drop the samples no later window needs."""
         starts = self._full_window_starts()
-        probs = self._full_window_probs([s - self._buffer_start for s in starts]) if starts else None
+        try:
+            probs = self._full_window_probs([s - self._buffer_start for s in starts]) if starts else None
+        except NonFiniteOutputError as exc:
+            sr = self.classifier.sample_rate
+            where = f"windows {starts[0] / sr:.2f}-{(starts[-1] + self.window_samples) / sr:.2f} s of the stream"
+            raise NonFiniteOutputError(where, exc.problem) from exc
         self._drop_consumed()
         return self._results([(s, self.window_samples) for s in starts], probs)
 
@@ -190,13 +205,11 @@ class AudioStream:
         return out
 
     def _to_model_rate(self, chunk: Any, last: bool) -> np.ndarray:
-        if isinstance(chunk, torch.Tensor):
-            chunk = chunk.detach().cpu().numpy()
-        x = np.asarray(chunk, dtype=np.float32)
+        x = np.asarray(samples_as_numpy(chunk))
         if x.ndim != 1:
             raise InputError(f"push() takes 1-D mono chunks, got shape {x.shape}")
-        if x.size and not np.all(np.isfinite(x)):
-            raise InputError("chunk contains NaN or Inf samples")
+        x = check_waveform(x, f"chunk at {self._received / self.classifier.sample_rate:.3f} s") if x.size else x
+        x = x.astype(np.float32, copy=False)
         if self._resampler is None:
             return x
         return np.asarray(self._resampler.resample_chunk(x, last=last), dtype=np.float32)
@@ -217,7 +230,9 @@ class AudioStream:
         out = self._predict_full_windows()
         if self._received > self._covered:  # the final, shorter window
             rest = self._buffer[self._next_start - self._buffer_start :].copy()
-            probs = self.classifier.probs_from_waveforms([rest], min_frames=self.min_frames)
+            sr = self.classifier.sample_rate
+            where = f"window {self._next_start / sr:.2f}-{self._received / sr:.2f} s of the stream"
+            probs = self.classifier.probs_from_waveforms([rest], min_frames=self.min_frames, sources=[where])
             out += self._results([(self._next_start, rest.size)], probs)
             self._covered = self._received
         return out
@@ -228,27 +243,17 @@ def read_blocks(
 ) -> tuple[int, int, Iterator[np.ndarray]]:
     """Open an audio file for block reading: ``(sample_rate, frames, iterator of mono float32 blocks)``.
 
-    Only one block is in memory at a time; errors name the file (:class:`AudioDecodeError`).
+    Only one block is in memory at a time; the file is opened and every block checked as
+    :func:`~arinext.audio.io.load_audio` checks a whole file, and errors name the file
+    (:class:`~arinext.audio.io.AudioDecodeError`).
     """
-    handle: Any = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
-    try:
-        f = sf.SoundFile(handle)
-    except sf.LibsndfileError as exc:
-        raise AudioDecodeError(source, f"not a readable audio file ({exc.error_string})") from exc
-    except (RuntimeError, OSError) as exc:
-        raise AudioDecodeError(source, f"cannot open ({exc})") from exc
-    if f.frames == 0:
-        f.close()
-        raise AudioDecodeError(source, "zero-length audio")
+    f = open_audio(source)
     blocksize = max(1, int(block_seconds * f.samplerate))
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
-            try:
-                for block in f.blocks(blocksize, dtype="float32", always_2d=True):
-                    yield check_waveform(block.mean(axis=1), source)
-            except (sf.LibsndfileError, RuntimeError, EOFError) as exc:
-                raise AudioDecodeError(source, f"corrupt or truncated audio ({exc})") from exc
+            for block in decode_blocks(f, f.frames, source, blocksize):
+                yield block.mean(axis=1)
 
     return f.samplerate, f.frames, blocks()
 
@@ -290,20 +295,30 @@ def scan(
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sampling_rate is None:
             raise InputError("an array input needs its rate: pass sampling_rate=<Hz>")
-        x = check_waveform(np.asarray(source, dtype=np.float32).reshape(-1))
-        step = max(1, int(block_seconds * sampling_rate))
-        rate, frames, blocks = int(sampling_rate), x.size, (x[i : i + step] for i in range(0, x.size, step))
+        x = np.asarray(samples_as_numpy(source))
+        if x.ndim != 1:  # flattening (N, 2) would interleave the channels into one wrong waveform
+            raise InputError(f"scan() takes a 1-D mono array, got shape {x.shape}: average the channels first")
+        x = check_waveform(x)
+        rate = check_sample_rate(sampling_rate)
+        step = max(1, int(block_seconds * rate))
+        frames, blocks = x.size, (x[i : i + step] for i in range(0, x.size, step))
     else:
         rate, frames, blocks = read_blocks(source, block_seconds)
     stream = AudioStream(classifier, window, hop, sampling_rate=rate, top_k=top_k, batch_size=batch_size)
     windows: list[WindowPrediction] = []
     tic = time.perf_counter()
     bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} s"
-    with progress_bar(total=frames / rate, enabled=progress, unit="s", desc="scan", bar_format=bar_format) as bar:
-        for block in blocks:
-            windows.extend(stream.push(block))
-            bar.update(block.size / rate)
-    windows.extend(stream.flush())
+    try:
+        with progress_bar(total=frames / rate, enabled=progress, unit="s", desc="scan", bar_format=bar_format) as bar:
+            for block in blocks:
+                windows.extend(stream.push(block))
+                bar.update(block.size / rate)
+        windows.extend(stream.flush())
+    except NonFiniteOutputError as exc:  # name the file, not only the stream's windows
+        raise NonFiniteOutputError(describe_source(source), f"{exc.source}: {exc.problem}") from exc
+    if not windows:
+        problem = f"{frames} sample(s) at {rate} Hz leave none at {classifier.sample_rate} Hz"
+        raise AudioDecodeError(describe_source(source), problem)
     elapsed = time.perf_counter() - tic
     duration = stream.samples_received / classifier.sample_rate
     speed = duration / max(elapsed, 1e-9)

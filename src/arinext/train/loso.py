@@ -25,6 +25,7 @@ from typing import Any
 from ..data.holdout import HOLDOUT_SUBSETS
 from ..data.records import SUBSETS
 from ..utils.errors import ConfigError, DataError
+from ..utils.jsonout import undefined_as_null, write_json
 from .config import TrainConfig
 from .data import holdout_split
 
@@ -108,7 +109,7 @@ def leave_one_source_out(
             folds.append(_fold_row(value, seed, run, split, metrics))
     content = {"column": column, "closure": list(closure), "values": values, "seeds": seeds, "folds": folds}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loso.json").write_text(json.dumps(content, indent=2) + "\n")
+    write_json(out / "loso.json", undefined_as_null(content), indent=2)
     (out / "loso.md").write_text(render_loso_table(content))
     return content
 

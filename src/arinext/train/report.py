@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import logging
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..utils.jsonout import undefined_as_null, write_json
 from .tasks import EvalResult
 
 __all__ = ["EpochLogger", "plot_confusion", "plot_curves", "write_eval_report"]
@@ -152,14 +152,6 @@ def plot_confusion(confusion: torch.Tensor, labels: list[str], path: str | Path,
     return Path(path)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    return x
-
-
 def write_eval_report(
     results: dict[str, EvalResult], out_dir: str | Path, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -167,9 +159,9 @@ def write_eval_report(
     per-class table(s) ``per_class[_HEAD].csv`` and confusion matrix PNG(s). Returns the JSON content."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    content = {name: _clean(r.summary) for name, r in results.items()}
-    content.update(_clean(extra or {}))
-    (out / "metrics.json").write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    content = {name: undefined_as_null(r.summary) for name, r in results.items()}
+    content.update(undefined_as_null(extra or {}))
+    write_json(out / "metrics.json", content, indent=2, sort_keys=True)
     first = next(iter(results.values()))
     for head, rows in first.per_class.items():
         suffix = "" if head == "class" else f"_{head}"

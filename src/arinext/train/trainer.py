@@ -18,7 +18,6 @@ it skips the batches already trained on, so the run goes on with the batches it 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import time
@@ -48,6 +47,7 @@ from ..utils.cpu import configure_threads, load_average, usable_cpus, wait_polic
 from ..utils.errors import ConfigError
 from ..utils.modules import unwrap_model
 from .clip_checks import check_bad_fraction, check_sources, plan_feature_cache
+from ..utils.jsonout import undefined_as_null, write_json
 from .config import DataConfig, TrainConfig, default_num_workers
 from .data import build_dataset, build_loader, check_trainable, data_fingerprint
 from .distributed import (
@@ -533,5 +533,5 @@ def fit_folds(
         "mean": result.best,
     }
     if int(torch.distributed.get_rank() if dist.is_initialized() else 0) == 0:
-        (Path(out_dir) / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(Path(out_dir) / "folds.json", undefined_as_null(summary), indent=2)
     return result

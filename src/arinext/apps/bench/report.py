@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ...utils.jsonout import undefined_as_null, write_json
 
 __all__ = ["plot", "to_markdown", "write_reports"]
 
@@ -132,7 +133,7 @@ def write_reports(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "bench.json", "markdown": out / "bench.md", "png": out / "bench.png"}
-    paths["json"].write_text(json.dumps(result, indent=2))
+    write_json(paths["json"], undefined_as_null(result), indent=2)
     paths["markdown"].write_text(to_markdown(result))
     plot(result, paths["png"], accuracy)
     _logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
