@@ -20,7 +20,7 @@ from arinext.inference import AudioClassifier
 from arinext.train.evaluation import evaluation_config
 from arinext.utils.errors import ConfigError
 
-from .conftest import randomize_bn
+from .conftest import tiny_model
 
 PRESET = "speech_commands_v2"
 LABELS = ["yes", "no"]
@@ -28,7 +28,7 @@ LABELS = ["yes", "no"]
 
 def tiny() -> torch.nn.Module:
     torch.manual_seed(0)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=len(LABELS)), 1).eval()
+    return tiny_model(len(LABELS), bn_seed=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -88,7 +88,7 @@ def test_eval_frontend_option_sets_the_recipe_preset(bare, monkeypatch, tmp_path
     model, _ = bare
     seen = {}
 
-    def fake_evaluate(checkpoint, out, overrides, subset, progress=None, by=None):
+    def fake_evaluate(checkpoint, out, overrides, subset, progress=None, by=None, sls=None):
         seen["overrides"] = overrides
         return {"fused": {"top1": float("nan")}, "clips": 3}
 
@@ -112,8 +112,8 @@ def test_events_frontend_option(bare, monkeypatch, tmp_path, capsys) -> None:
         used["fit"] = clf.frontend_config
         raise CheckpointError("stop after loading")
 
-    monkeypatch.setattr("arinext.apps.events.evaluate_events", fake_evaluate_events)
-    monkeypatch.setattr("arinext.apps.events.fit_frame_head", fake_fit)
+    monkeypatch.setattr("arinext.apps.event_detection.evaluate_events", fake_evaluate_events)
+    monkeypatch.setattr("arinext.apps.event_detection.fit_frame_head", fake_fit)
     assert main(["events", "eval", str(model), str(tmp_path), "--frontend", PRESET, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"files": 1, "f1": None}
     assert main(["events", "fit", str(model), "--train", "t", "--val", "v", "--frontend", PRESET]) == 2

@@ -25,7 +25,7 @@ from arinext.inference import AudioClassifier
 from arinext.inference.results import NonFiniteOutputError
 from arinext.utils.jsonout import NonFiniteJSONError, dumps, undefined_as_null
 
-from .conftest import randomize_bn
+from .conftest import tiny_model
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_inputs.py"
 # 16 kHz (a HEAR rate), 0.5 s crops: small enough that a few hundred inputs run in seconds
@@ -56,7 +56,7 @@ def fuzz():
 
 def tiny(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return randomize_bn(arinext.create_model("audio_rep_inception_next_tiny", num_classes=len(LABELS)), seed).eval()
+    return tiny_model(len(LABELS), bn_seed=seed)
 
 
 @pytest.fixture(scope="module")

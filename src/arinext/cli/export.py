@@ -126,10 +126,12 @@ def run(args: argparse.Namespace) -> int:
     fmt = export_format(args.format)
     model = load(args.checkpoint)
     frontend = model_frontend(model, args.frontend)
-    reports = [fmt.write(model, args.out, check=args.check, opset=args.opset)]
+    reports = [fmt.write(model, args.out, check=args.check, frontend=frontend, opset=args.opset)]
     if args.waveform and "waveform" in fmt.inputs:
         wave = args.out.with_name(args.out.stem + ".waveform" + fmt.suffix)
-        reports.append(fmt.write(model, wave, check=args.check, opset=args.opset, input_kind="waveform"))
+        reports.append(
+            fmt.write(model, wave, check=args.check, frontend=frontend, opset=args.opset, input_kind="waveform")
+        )
     for r in reports:
         diff = "not checked"
         if r.max_abs_diff is not None:
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         code, int8 = _int8(args, model, frontend, metadata(model).labels)
         if int8 is not None:  # a refused file is removed
             written[int8] = fmt.describe("spectrogram", int8=True)
-    card = write_export_card(model, args.out.parent, written)
+    card = write_export_card(model, args.out.parent, written, frontend)
     if card is not None:
         print(f"wrote {card}")
     else:

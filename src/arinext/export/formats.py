@@ -73,10 +73,14 @@ register_export_format(
     "onnx",
     ExportFormat(
         "arinext.export.onnx", "export_onnx", ".onnx",
-        {"spectrogram": _SPECTROGRAM, "waveform": "waveform `(batch, samples)` -> logits"}, ("opset", "input_kind"),
+        {"spectrogram": _SPECTROGRAM, "waveform": "waveform `(batch, samples)` -> logits"},
+        ("frontend", "opset", "input_kind"),
     ),
 )  # fmt: skip
 register_export_format(
     "torchscript",
-    ExportFormat("arinext.export.torchscript", "export_torchscript", ".pt", {"spectrogram": "log-mel -> logits (TorchScript)"}),
+    ExportFormat(
+        "arinext.export.torchscript", "export_torchscript", ".pt", {"spectrogram": "log-mel -> logits (TorchScript)"},
+        ("frontend",),
+    ),
 )

@@ -99,15 +99,20 @@ def example_input(
     return torch.randn(batch, 1, length, frontend.n_mels, generator=g) * 3.0 - 4.0
 
 
-def write_export_card(model: nn.Module, directory: str | Path, files: Mapping[Path, str]) -> Path | None:
+def write_export_card(
+    model: nn.Module, directory: str | Path, files: Mapping[Path, str], frontend: FrontendConfig | None = None
+) -> Path | None:
     """The model card ``README.md`` of exported files: the model's metadata (labels, front end, recipe), the
-    command that ran, and one row per file (``files``: path -> what it maps to what).
+    command that ran, and one row per file (``files``: path -> what it maps to what). ``frontend``: the front
+    end written into the files, when it is not the one stored with the model.
 
     Returns the card's path, or ``None`` when ``directory`` holds a README that arinext did not write.
     """
     info = metadata(model)
     card = {**info.card, "command": current_command() or info.card.get("command")}
     config = {**info.to_config(), "fold": "full", "arinext_version": __version__, "card": card}
+    if frontend is not None:
+        config["frontend"] = frontend.to_dict()
     rows = [f"| `{Path(p).name}` | {what} |" for p, what in files.items()]
     text = ["## Exported files", "", "Full deploy fold; metadata (labels, front end) inside the file.", "",
             "| file | input -> output |", "|---|---|", *rows]  # fmt: skip
