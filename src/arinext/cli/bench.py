@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--roofline", action="store_true", help="also measure matmul GMAC/s and copy GB/s")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     p.add_argument(
+        "--no-retain-memory", action="store_true",
+        help="leave malloc at the C library's default, which returns freed memory to the OS (large batches then "
+        "pay page faults on every run); by default the process keeps it, as optimize_for_inference does",
+    )  # fmt: skip
+    p.add_argument(
         "--accuracy", nargs="*", default=[], metavar="MODEL=ACC", help="top-1 per model: plot accuracy vs latency"
     )
     p.add_argument(
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates, reference=args.reference, sizes=args.sizes, batch_sizes=args.batch_sizes,
         runs=args.runs, warmup=args.warmup, num_classes=args.num_classes, threads=args.threads,
         device=args.device, measure_memory=not args.no_memory, with_roofline=args.roofline,
+        retain_memory=not args.no_retain_memory,
     )  # fmt: skip
     if args.quick:
         cfg.sizes, cfg.batch_sizes, cfg.runs, cfg.warmup = ["64x32"], [1, 2], 2, 1

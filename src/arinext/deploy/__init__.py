@@ -13,7 +13,14 @@ from typing import Any
 
 from .classifier import AudioClassifier, AudioInput, output_classes
 from .graph import ExportReport, deploy_model
-from .optimize import AxisCroppedDWConv2d, ChannelsLast, crop_depthwise_kernels, optimize_for_inference
+from .optimize import (
+    AxisCroppedDWConv2d,
+    ChannelsLast,
+    ConvReLU,
+    crop_depthwise_kernels,
+    fuse_conv_relu,
+    optimize_for_inference,
+)
 from .results import Prediction, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .stream import AudioStream, WindowScorer, read_blocks, scan, window_count
 from .torchscript import export_torchscript, load_torchscript
@@ -45,6 +52,7 @@ __all__ = [
     "AxisCroppedDWConv2d",
     "ChannelsLast",
     "ConvLogMel",
+    "ConvReLU",
     "ExportReport",
     "Prediction",
     "ScanResult",
@@ -55,6 +63,7 @@ __all__ = [
     "crop_depthwise_kernels",
     "deploy_model",
     "export_torchscript",
+    "fuse_conv_relu",
     "load_torchscript",
     "optimize_for_inference",
     "output_classes",
