@@ -8,6 +8,7 @@ kernels are really used and agree with the float64 reference to float32 rounding
 from __future__ import annotations
 
 import copy
+import io
 import subprocess
 import sys
 import textwrap
@@ -136,6 +137,33 @@ def test_broadcast_add_runs_the_plain_path() -> None:
     with torch.inference_mode():
         torch.testing.assert_close(fused(x, b), model(x, b))
     assert count == 1
+
+
+def test_packed_weights_follow_shapes_copies_and_weight_updates() -> None:
+    """Weights reordered for oneDNN at the first call serve other input shapes, pickles and copies, and are
+    reordered again when the weights change in place (``load_state_dict``)."""
+    model = _model("audio_rep_inception_next_tiny", torch.float32)
+    fast = optimize_for_inference(model, retain_memory=False)
+    plain = optimize_for_inference(model, fuse_relu=False, retain_memory=False)
+    with torch.inference_mode():
+        for frames in (64, 101, 7):
+            x = torch.randn(2, 1, frames, 40)
+            torch.testing.assert_close(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    assert any(m._packed is not None for m in fast.modules() if isinstance(m, ConvReLU))
+    buffer = io.BytesIO()
+    torch.save(fast, buffer)
+    buffer.seek(0)
+    for clone in (copy.deepcopy(fast), torch.load(buffer, weights_only=False)):
+        with torch.inference_mode():
+            torch.testing.assert_close(clone(x), plain(x), rtol=1e-5, atol=1e-5)
+    other = _model("audio_rep_inception_next_tiny", torch.float32)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    fast.load_state_dict(optimize_for_inference(other, retain_memory=False).state_dict())
+    with torch.inference_mode():
+        expected = optimize_for_inference(other, fuse_relu=False, retain_memory=False)(x)
+        torch.testing.assert_close(fast(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_input_tensor_is_never_overwritten() -> None:

@@ -118,6 +118,7 @@ def crop_depthwise_kernels(model: nn.Module) -> int:
 _CONV_RELU = torch.ops.mkldnn._convolution_pointwise if torch.backends.mkldnn.is_available() else None
 _CONV_ADD_RELU = torch.ops.mkldnn._convolution_pointwise.binary if _CONV_RELU is not None else None
 _CONV_ADD_RELU_ = torch.ops.mkldnn._convolution_pointwise_.binary if _CONV_RELU is not None else None
+_REORDER_WEIGHT = torch.ops.mkldnn._reorder_convolution_weight if _CONV_RELU is not None else None
 
 
 class ConvReLU(nn.Module):
@@ -133,6 +134,11 @@ class ConvReLU(nn.Module):
     With ``overwrite=True`` the sum is written into ``other`` (the fusion pass sets it only where nothing
     reads ``other`` afterwards). ``conv`` is an ``nn.Conv2d`` or an :class:`AxisCroppedDWConv2d`; its
     parameters are this module's ``conv.weight`` and ``conv.bias``.
+
+    The weight of a plain ``nn.Conv2d`` is also reordered once into oneDNN's blocked layout (at the first
+    fused call, for that call's input shape) and kept, instead of being reordered on every call; it is
+    reordered again when the weight changes (a new tensor or an in-place update). That copy is not part of
+    the state dict or of a pickle, and it doubles the memory of the conv weights.
     """
 
     def __init__(self, conv: nn.Conv2d, overwrite: bool = False) -> None:
@@ -141,6 +147,22 @@ class ConvReLU(nn.Module):
             raise ValueError(f"ConvReLU fuses a zero-padded nn.Conv2d, got {conv}")
         self.conv = conv
         self.overwrite = overwrite
+        self._packed: tuple[tuple[Any, ...], torch.Tensor] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_packed": None}  # oneDNN's opaque tensors do not pickle
+
+    def _onednn_weight(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        if isinstance(conv, AxisCroppedDWConv2d) or _REORDER_WEIGHT is None:
+            return weight  # its kernel changes with the input length
+        version = None if weight.is_inference() else weight._version  # inference tensors have no version
+        key = (weight.data_ptr(), version, tuple(weight.shape), weight.stride())
+        if self._packed is None or self._packed[0] != key:
+            packed = _REORDER_WEIGHT(weight, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
+                                     list(x.shape))  # fmt: skip
+            self._packed = (key, packed)
+        return self._packed[1]
 
     def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         conv = self.conv
@@ -151,6 +173,7 @@ class ConvReLU(nn.Module):
         if not _onednn_fusable(x, weight, other, conv, padding):
             y = F.conv2d(x, weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
             return torch.relu(y if other is None else other + y)
+        weight = self._onednn_weight(weight, x)
         args = (weight, conv.bias, list(padding), list(conv.stride), list(conv.dilation), conv.groups)
         if other is None:
             return _CONV_RELU(x, *args, "relu", [], "")  # type: ignore[misc]
@@ -301,6 +324,8 @@ def fuse_conv_relu(model: nn.Module) -> tuple[nn.Module, int]:
                 setattr(model, name, new)
             total += n
         return model, total
+    for node in graph.nodes:
+        node.type = None  # annotations are strings under `from __future__ import annotations`: unpicklable
     gm = fx.GraphModule(model, graph, class_name=type(model).__name__)
     fused = _fuse_graph(gm)
     return (gm, fused) if fused else (model, 0)
@@ -335,7 +360,8 @@ def optimize_for_inference(
         crop_kernels: skip the depthwise taps that only see zero padding (exact).
         channels_last: run in NHWC memory format; inputs may stay NCHW (converted on entry).
         fuse_relu: run each conv with the ReLU (and the residual add) that follows it as one oneDNN
-            kernel (:func:`fuse_conv_relu`; float32 on CPU, plain operators elsewhere).
+            kernel (:func:`fuse_conv_relu`; float32 on CPU, plain operators elsewhere). Not applied with
+            ``compile=True``: inductor fuses these patterns itself.
         retain_memory: make this process keep freed memory for reuse
             (:func:`arinext.utils.malloc.retain_freed_memory`, glibc only; process-wide): otherwise every
             forward pass of a large batch pays page faults for its activations (BENCHMARKS.md).
@@ -360,7 +386,7 @@ def optimize_for_inference(
     if crop_kernels:
         n = crop_depthwise_kernels(model)
         _logger.debug("cropping-aware depthwise convs: %d", n)
-    if fuse_relu:
+    if fuse_relu and not compile:
         model, n = fuse_conv_relu(model)
         _logger.debug("convs fused with their ReLU: %d", n)
     if retain_memory and retain_freed_memory():
