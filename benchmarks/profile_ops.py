@@ -8,6 +8,10 @@ with :func:`arinext.utils.malloc.retain_freed_memory`, ``glibc`` (the default he
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_ops.py --threads 2 --batch 8
     OMP_WAIT_POLICY=PASSIVE python benchmarks/profile_ops.py --threads 2 --batch 8 --malloc retain
+
+``--ops N`` also prints the N costliest operator calls of the two channels-last ARIN forms (``torch.profiler``,
+grouped by input shape; ms per call), which is where the page faults show up: in the convs that allocate a
+large output.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=512)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--malloc", choices=["glibc", "retain"], default="glibc", help="see the module docstring")
+    p.add_argument("--ops", type=int, default=0, metavar="N", help="also list the N costliest operator calls")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.malloc == "retain":
@@ -109,6 +114,30 @@ def main() -> None:
         cells = [f"{1e3 * t.get(k, 0.0):.0f} ({100 * t.get(k, 0.0) / t['total']:.0f}%)" for k in kinds]
         tail = f" | {1e3 * (t['total'] - hooked):.0f} | {1e3 * t['total']:.0f} | {t['faults']:,.0f} |"
         print(f"| {name} | " + " | ".join(cells) + tail)
+    for name in list(forms)[2:4] if args.ops else []:
+        print(f"\n{name}: the {args.ops} costliest operator calls\n")
+        print(top_ops(forms[name], x, args.runs, args.ops))
+
+
+def top_ops(model: nn.Module, x: torch.Tensor, runs: int, n: int) -> str:
+    """Markdown table of the ``n`` operator/shape pairs with the most self CPU time (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch.inference_mode():
+        model(x)
+        with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            for _ in range(runs):
+                model(x)
+    events = sorted(prof.key_averages(group_by_input_shape=True), key=lambda e: -e.self_cpu_time_total)
+    lines = ["| operator | input shapes | calls per forward | ms per call | ms per forward |"]
+    lines.append("|---|---|---:|---:|---:|")
+    for e in events[:n]:
+        shapes = ", ".join(str(list(s)) for s in e.input_shapes if s)
+        per_call = e.self_cpu_time_total / 1e3 / e.count
+        per_forward = e.self_cpu_time_total / 1e3 / runs
+        lines.append(f"| {e.key} | {shapes} | {e.count / runs:g} | {per_call:.2f} | {per_forward:.1f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

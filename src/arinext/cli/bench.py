@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 HELP = "benchmark model forms (training, fused, fully folded, optimized, ONNX Runtime) side by side"
 DESCRIPTION = (
     "All candidates of one input size and batch are timed interleaved in this process; ratios are speed-ups "
-    "over --reference. Writes bench.json, bench.md and bench.png to --out. When other processes use the CPUs "
+    "over --reference and, in the 'same form' column, over the reference's model in the row's own form (fast "
+    "against fast: every model gets the same optimize_for_inference passes). Writes bench.json, bench.md and bench.png to --out. When other processes use the CPUs "
     "during the runs (run-queue wait, load average, CPU pressure, run-to-run spread), a warning says so on stderr "
     "and in bench.md, and bench.json has load.loaded = true."
 )

@@ -15,8 +15,8 @@ code should call after loading weights. Every pass is exact (same function, floa
   once instead of being read and written again by a separate add and ReLU;
 * ``retain_memory``: not a change of the model: the process keeps freed memory for reuse
   (:func:`arinext.utils.malloc.retain_freed_memory`). Without it glibc returns each large activation to the
-  kernel and every forward pass page-faults it back in (32,772 faults of 4 KiB per forward pass of the
-  paper-size model at batch 8);
+  kernel and every forward pass page-faults it back in (33,000-50,000 faults of 4 KiB per forward pass of
+  the paper-size model at batch 8);
 * ``compile``: ``torch.compile`` of the result (off by default; see BENCHMARKS.md for when it helps).
 
 These passes are generic: Auditory Slow-Fast gets the same ones, so ``arinext bench`` compares each model's

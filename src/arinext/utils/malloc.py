@@ -4,10 +4,10 @@ PyTorch allocates CPU tensors with ``malloc`` and frees them at once. glibc hand
 threshold (128 KiB at first, raised as blocks are freed up to 32 MiB) straight back to the kernel, and trims
 the top of its heap when more than the trim threshold is free. The next forward pass asks for the same
 sizes again and the kernel maps every 4 KiB page anew, with a page fault and a zero-fill each. For the
-paper-size AudioRepInceptionNeXt at batch 8 (512 x 128 inputs, activations of 32 MiB) that is 32,772 faults
-(128 MiB) per forward pass, about a third of its time on this project's 2-core VM; Auditory Slow-Fast,
-whose largest maps are 4x smaller in time, has none (BENCHMARKS.md, "PyTorch against Slow-Fast").
-ONNX Runtime never pays this, because it keeps its own memory arena.
+paper-size AudioRepInceptionNeXt at batch 8 (512 x 128 inputs, activations of 32 MiB) that is 33,000-50,000
+faults per forward pass, 21-43 % of its time on this project's 2-core VM; Auditory Slow-Fast, whose largest
+maps are 4x smaller in time, has few or none (BENCHMARKS.md, "PyTorch against Slow-Fast in the same
+runtime"). ONNX Runtime never pays this, because it keeps its own memory arena.
 
 :func:`retain_freed_memory` raises both glibc thresholds (``mallopt``), so that freed blocks up to
 ``limit_mib`` stay in the heap for the next call: the process keeps its peak memory instead of returning it,
