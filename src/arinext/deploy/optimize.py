@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..layers.reparam import Fold, reparameterize_model
+from ..utils.errors import InputError
 from ..utils.malloc import retain_freed_memory
 
 __all__ = [
@@ -144,7 +145,7 @@ class ConvReLU(nn.Module):
     def __init__(self, conv: nn.Conv2d, overwrite: bool = False) -> None:
         super().__init__()
         if type(conv) not in (nn.Conv2d, AxisCroppedDWConv2d) or conv.padding_mode != "zeros":
-            raise ValueError(f"ConvReLU fuses a zero-padded nn.Conv2d, got {conv}")
+            raise InputError(f"ConvReLU fuses a zero-padded nn.Conv2d or AxisCroppedDWConv2d, got {conv}")
         self.conv = conv
         self.overwrite = overwrite
         self._packed: tuple[tuple[Any, ...], torch.Tensor] | None = None

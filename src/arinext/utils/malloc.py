@@ -23,6 +23,8 @@ import ctypes
 import logging
 import sys
 
+from .errors import ConfigError
+
 __all__ = ["freed_memory_retained", "retain_freed_memory"]
 
 _logger = logging.getLogger(__name__)
@@ -54,8 +56,8 @@ def retain_freed_memory(limit_mib: int = 1024) -> bool:
     larger than the one in force is free; a larger limit raises the thresholds.
     """
     global _retained_mib
-    if not 1 <= limit_mib <= 2047:  # mallopt takes a C int
-        raise ValueError(f"limit_mib must be in 1..2047, got {limit_mib}")
+    if not 1 <= limit_mib <= 2047:
+        raise ConfigError(f"limit_mib must be in 1..2047 (MiB; mallopt takes a C int), got {limit_mib}")
     if _retained_mib is not None and _retained_mib >= limit_mib:
         return True
     libc = _glibc()
