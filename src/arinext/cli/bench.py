@@ -15,9 +15,10 @@ HELP = "benchmark model forms (training, fused, fully folded, optimized, ONNX Ru
 DESCRIPTION = (
     "All candidates of one input size and batch are timed interleaved in this process; ratios are speed-ups "
     "over --reference and, in the 'same form' column, over the reference's model in the row's own form (fast "
-    "against fast: every model gets the same optimize_for_inference passes). Writes bench.json, bench.md and bench.png to --out. When other processes use the CPUs "
-    "during the runs (run-queue wait, load average, CPU pressure, run-to-run spread), a warning says so on stderr "
-    "and in bench.md, and bench.json has load.loaded = true."
+    "against fast: every model gets the same optimize_for_inference passes). Writes bench.json, bench.md and "
+    "bench.png to --out. When other processes use the CPUs during the runs (run-queue wait, load average, CPU "
+    "pressure, run-to-run spread), a warning says so on stderr and in bench.md, and bench.json has "
+    "load.loaded = true."
 )
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -13,7 +13,8 @@ A *form* is one way of running a registered model:
   optimisations on, as many intra-op threads as torch uses).
 
 All candidates of one (input size, batch) are timed interleaved; ratios are against the reference, and
-``ratio, same form`` against the reference model in the candidate's own form (``fast`` against ``fast``).
+``speedup_vs_reference_same_form`` (the "same form" column) against the reference's model in the
+candidate's own form (``fast`` against ``fast``), where that candidate is timed too.
 Every form runs under the same allocator setting: by default the process keeps freed memory for reuse
 (:func:`arinext.utils.malloc.retain_freed_memory`, as ``optimize_for_inference`` does), set before anything
 is built, whatever the candidates.
