@@ -2,8 +2,12 @@
 
 All variants are built from the same model (random weights, non-trivial BN statistics) and timed
 interleaved in this process, against Auditory Slow-Fast in PyTorch eager. Prints a Markdown table.
+``--malloc retain`` runs the whole process with :func:`arinext.utils.malloc.retain_freed_memory` (what
+``optimize_for_inference`` sets up); ``glibc`` (the default here, as when the first tables of BENCHMARKS.md
+were measured) leaves malloc alone, so the two settings need two runs.
 
     python benchmarks/cpu_optimizations.py --threads 2 --batch-sizes 1 8 --runs 10
+    python benchmarks/cpu_optimizations.py --threads 2 --batch-sizes 1 8 --runs 10 --malloc retain
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from arinext.apps.bench.runner import onnx_runner
 from arinext.inference import optimize_for_inference
 from arinext.layers import reparameterize_model
 from arinext.utils.complexity import count_macs
+from arinext.utils.malloc import retain_freed_memory
 from arinext.utils.timing import time_interleaved
 
 _log = logging.getLogger("cpu_optimizations")
@@ -40,15 +45,22 @@ def _mkldnn(model: nn.Module) -> Callable[[torch.Tensor], Any]:
 def variants(cfg: BenchConfig, example: torch.Tensor, with_compile: bool) -> dict[str, Callable[[], Any]]:
     base, _ = build_form(ARIN, "train", cfg, example)
     sf, _ = build_form(SLOWFAST, "train", cfg, example)
+    opt = dict(fuse_relu=False, retain_memory=False)  # one pass at a time; malloc is set in main()
     forms: dict[str, Any] = {
         "slowfast eager NCHW (reference)": sf,
-        "slowfast full fold + channels-last": optimize_for_inference(sf, crop_kernels=False),
+        "slowfast full fold + channels-last": optimize_for_inference(sf, **opt),
+        "slowfast full fold + channels-last + conv/ReLU/add fusion (`fast`)": optimize_for_inference(
+            sf, retain_memory=False
+        ),
         "ARIN training form": base,
         "ARIN paper fusion (authors' inference model)": reparameterize_model(base),
         "ARIN full fold": reparameterize_model(base, fold="full"),
-        "ARIN full fold + crop": optimize_for_inference(base, channels_last=False),
-        "ARIN full fold + channels-last": optimize_for_inference(base, crop_kernels=False),
-        "ARIN full + channels-last + crop (`fast`)": optimize_for_inference(base),
+        "ARIN full fold + crop": optimize_for_inference(base, channels_last=False, **opt),
+        "ARIN full fold + channels-last": optimize_for_inference(base, crop_kernels=False, **opt),
+        "ARIN full + channels-last + crop": optimize_for_inference(base, **opt),
+        "ARIN full + channels-last + crop + conv/ReLU/add fusion (`fast`)": optimize_for_inference(
+            base, retain_memory=False
+        ),
     }
     try:
         forms["ARIN full fold, mkldnn tensors"] = _mkldnn(base)
@@ -58,7 +70,7 @@ def variants(cfg: BenchConfig, example: torch.Tensor, with_compile: bool) -> dic
         forms.pop("ARIN full fold, mkldnn tensors", None)
     if with_compile:
         try:
-            compiled = optimize_for_inference(base, compile=True)
+            compiled = optimize_for_inference(base, compile=True, retain_memory=False)
             compiled(example)
             forms["ARIN `fast` + torch.compile"] = compiled
         except Exception as exc:  # noqa: BLE001  (any compiler failure is a result to report)
@@ -76,13 +88,17 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=512)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--compile", action="store_true", help="include torch.compile (slow first call)")
+    p.add_argument("--malloc", choices=["glibc", "retain"], default="glibc", help="see the module docstring")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
+    if args.malloc == "retain":
+        retain_freed_memory()
     cfg = BenchConfig()
     macs = count_macs(reparameterize_model(build_form(ARIN, "train", cfg, torch.zeros(1))[0]), (1, 1, args.frames, 128))
-    print(f"threads={args.threads}, input {args.frames}x128, fused ARIN {macs['total'] / 1e9:.3f} GMACs")
+    print(f"threads={args.threads}, input {args.frames}x128, fused ARIN {macs['total'] / 1e9:.3f} GMACs, "
+          f"malloc {args.malloc}")  # fmt: skip
     for batch in args.batch_sizes:
         example = torch.randn(batch, 1, args.frames, 128)
         with torch.inference_mode():

@@ -110,6 +110,14 @@ def test_cli_bench_quick_end_to_end(tmp_path, capsys) -> None:
         < by_name["audio_rep_inception_next_tiny:train"]["params"]
     )
     assert result["roofline"]["matmul_gmacs"] > 0
+    # the Slow-Fast row of each form is the same-form reference: fast is compared with fast
+    for batch in (1, 2):
+        rows = {r["candidate"]: r for r in result["rows"] if r["batch"] == batch}
+        sf, arin = rows["slowfast_audio_r50:fast"], rows["audio_rep_inception_next_tiny:fast"]
+        assert sf["speedup_vs_reference_same_form"] == pytest.approx(1.0)
+        assert arin["speedup_vs_reference_same_form"] == pytest.approx(sf["median_ms"] / arin["median_ms"])
+        assert rows["audio_rep_inception_next_tiny:paper"]["speedup_vs_reference_same_form"] is None
+    assert result["config"]["retain_memory"] and "malloc" in (out / "bench.md").read_text()
     assert (out / "bench.png").stat().st_size > 0
     assert "| model:form |" in (out / "bench.md").read_text()
     assert "ratio" in capsys.readouterr().out

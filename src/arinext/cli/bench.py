@@ -14,9 +14,11 @@ log = logging.getLogger(__name__)
 HELP = "benchmark model forms (training, fused, fully folded, optimized, ONNX Runtime) side by side"
 DESCRIPTION = (
     "All candidates of one input size and batch are timed interleaved in this process; ratios are speed-ups "
-    "over --reference. Writes bench.json, bench.md and bench.png to --out. When other processes use the CPUs "
-    "during the runs (run-queue wait, load average, CPU pressure, run-to-run spread), a warning says so on stderr "
-    "and in bench.md, and bench.json has load.loaded = true."
+    "over --reference and, in the 'same form' column, over the reference's model in the row's own form (fast "
+    "against fast: every model gets the same optimize_for_inference passes). Writes bench.json, bench.md and "
+    "bench.png to --out. When other processes use the CPUs during the runs (run-queue wait, load average, CPU "
+    "pressure, run-to-run spread), a warning says so on stderr and in bench.md, and bench.json has "
+    "load.loaded = true."
 )
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,6 +40,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--roofline", action="store_true", help="also measure matmul GMAC/s and copy GB/s")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
+    p.add_argument(
+        "--no-retain-memory", action="store_true",
+        help="leave malloc at the C library's default, which returns freed memory to the OS (large batches then "
+        "pay page faults on every run); by default the process keeps it, as optimize_for_inference does",
+    )  # fmt: skip
     p.add_argument(
         "--accuracy", nargs="*", default=[], metavar="MODEL=ACC", help="top-1 per model: plot accuracy vs latency"
     )
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates, reference=args.reference, sizes=args.sizes, batch_sizes=args.batch_sizes,
         runs=args.runs, warmup=args.warmup, num_classes=args.num_classes, threads=args.threads,
         device=args.device, measure_memory=not args.no_memory, with_roofline=args.roofline,
+        retain_memory=not args.no_retain_memory,
     )  # fmt: skip
     if args.quick:
         cfg.sizes, cfg.batch_sizes, cfg.runs, cfg.warmup = ["64x32"], [1, 2], 2, 1

@@ -8,7 +8,14 @@ the core install; writing model files (ONNX, TorchScript, int8) is :mod:`arinext
 from __future__ import annotations
 
 from .classifier import AudioClassifier, AudioInput
-from .optimize import AxisCroppedDWConv2d, ChannelsLast, crop_depthwise_kernels, optimize_for_inference
+from .optimize import (
+    AxisCroppedDWConv2d,
+    ChannelsLast,
+    ConvReLU,
+    crop_depthwise_kernels,
+    fuse_conv_relu,
+    optimize_for_inference,
+)
 from .results import Prediction, ScanResult, WindowPrediction, aggregate_probs, top_k_labels
 from .stream import AudioStream, WindowScorer, read_blocks, scan, window_count
 
@@ -18,12 +25,14 @@ __all__ = [
     "AudioStream",
     "AxisCroppedDWConv2d",
     "ChannelsLast",
+    "ConvReLU",
     "Prediction",
     "ScanResult",
     "WindowPrediction",
     "WindowScorer",
     "aggregate_probs",
     "crop_depthwise_kernels",
+    "fuse_conv_relu",
     "optimize_for_inference",
     "read_blocks",
     "scan",

@@ -89,10 +89,15 @@ class FuseFastToSlow(nn.Module):
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
         fuse = self.act(self.conv(fast))
-        extra = slow.shape[2] - fuse.shape[2]
-        if extra:  # only for lengths the original cannot run; see the module docstring
-            fuse = F.pad(fuse, (0, 0, 0, extra))
-        return torch.cat([slow, fuse], dim=1)
+        return torch.cat([slow, _match_time(fuse, slow)], dim=1)
+
+
+@torch.fx.wrap  # one opaque call for torch.fx, which cannot branch on shapes (arinext.optimize_for_inference)
+def _match_time(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` cropped or zero-padded in time to ``like``'s length (only for lengths the original cannot run;
+    see the module docstring)."""
+    extra = like.shape[2] - x.shape[2]
+    return F.pad(x, (0, 0, 0, extra)) if extra else x
 
 
 def _make_stage(in_chs: int, out_chs: int, inner: int, depth: int, time_kernel: int, stride: int) -> nn.Sequential:

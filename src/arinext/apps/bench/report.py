@@ -29,7 +29,7 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         lines += [f"**{load['message']}**", ""]
     lines.append(
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
-        f"OMP_WAIT_POLICY={m.get('omp_wait_policy', 'default')}."
+        f"OMP_WAIT_POLICY={m.get('omp_wait_policy', 'default')}, {_malloc(m)}."
     )
     if load:
         lines.append(_load_line(load["signals"]))
@@ -43,9 +43,15 @@ def to_markdown(result: Mapping[str, Any]) -> str:
     for size in dict.fromkeys(r["size"] for r in rows):
         sub = [r for r in rows if r["size"] == size]
         ref = sub[0]["reference"]
-        lines += ["", f"Input {size} ({sub[0]['frames']}x{sub[0]['mels']}); ratio = speed-up over `{ref}`.", ""]
-        head = "| model:form | batch | params | GMACs | peak MiB | median ms | p90 ms | GMAC/s | ratio |"
-        sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        ref_model = ref.partition(":")[0]
+        lines += [
+            "",
+            f"Input {size} ({sub[0]['frames']}x{sub[0]['mels']}); ratio = speed-up over `{ref}`; "
+            f"same form = speed-up over `{ref_model}` in the row's own form.",
+            "",
+        ]
+        head = "| model:form | batch | params | GMACs | peak MiB | median ms | p90 ms | GMAC/s | ratio | same form |"
+        sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         if roof:
             head, sep = head + " matmul GMAC/s | of matmul |", sep + "---:|---:|"
         lines += [head, sep]
@@ -60,11 +66,21 @@ def to_markdown(result: Mapping[str, Any]) -> str:
                 f"{r['p90_ms']:.1f}",
                 f"{r['gmacs_per_s']:.1f}",
                 f"{r['speedup_vs_reference']:.2f}x",
+                _ratio(r.get("speedup_vs_reference_same_form")),
             ]
             if roof:
                 cells += [f"{r['matmul_gmacs_interleaved']:.1f}", f"{100 * r['fraction_of_matmul']:.0f}%"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _malloc(machine: Mapping[str, Any]) -> str:
+    mib = machine.get("malloc_retains_mib")
+    return f"malloc keeps freed blocks up to {mib} MiB" if mib else "malloc at the C library's default"
 
 
 def _load_line(signals: Mapping[str, Any]) -> str:

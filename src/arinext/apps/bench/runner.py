@@ -5,12 +5,19 @@ A *form* is one way of running a registered model:
 * ``train``: the training-time graph in eval mode, eager, NCHW (for Slow-Fast: the model as published);
 * ``paper``: the paper's fusion, :func:`arinext.reparameterize_model` (multi-branch DW convs fused);
 * ``full``: ``reparameterize_model(m, fold="full")`` (every BN and in-block identity folded too);
-* ``fast``: :func:`arinext.inference.optimize_for_inference` (full fold, kernel cropping, channels-last);
+* ``fast``: :func:`arinext.inference.optimize_for_inference` (full fold, kernel cropping, channels-last, each conv
+  fused with its ReLU and residual add); every model gets the same passes, so ``slowfast_audio_r50:fast`` is
+  Slow-Fast's best exact eager form;
 * ``compiled``: ``fast`` wrapped in ``torch.compile``;
 * ``onnx``: the full fold exported with ``torch.onnx.export`` and run by ONNX Runtime (all graph
   optimisations on, as many intra-op threads as torch uses).
 
-All candidates of one (input size, batch) are timed interleaved; ratios are against the reference.
+All candidates of one (input size, batch) are timed interleaved; ratios are against the reference, and
+``speedup_vs_reference_same_form`` (the "same form" column) against the reference's model in the
+candidate's own form (``fast`` against ``fast``), where that candidate is timed too.
+Every form runs under the same allocator setting: by default the process keeps freed memory for reuse
+(:func:`arinext.utils.malloc.retain_freed_memory`, as ``optimize_for_inference`` does), set before anything
+is built, whatever the candidates.
 
 Ratios from a machine whose CPUs other processes are using are misleading (candidates with many small
 operators suffer most), so the runs are watched: the run-queue wait of this process's threads, the load
@@ -40,6 +47,7 @@ from ...utils.complexity import count_macs, count_params
 from ...utils.cpu import RunQueueWait, assess_load, configure_threads, cpu_pressure, load_average
 from ...utils.errors import ConfigError
 from ...utils.modules import randomize_batchnorm
+from ...utils.malloc import freed_memory_retained, retain_freed_memory
 from ...utils.timing import LatencyStats, time_interleaved
 from .measure import peak_forward_memory, roofline
 
@@ -96,6 +104,7 @@ class BenchConfig:
     roofline_matmul: int = 2048
     roofline_copy_mib: int = 256
     seed: int = 0
+    retain_memory: bool = True
 
 
 def _split(candidate: str) -> tuple[str, str]:
@@ -129,7 +138,7 @@ def build_form(name: str, form: str, cfg: BenchConfig, example: torch.Tensor) ->
         model = reparameterize_model(base, fold=form)
         return model, model
     if form in ("fast", "compiled"):
-        fast = optimize_for_inference(base)
+        fast = optimize_for_inference(base, retain_memory=cfg.retain_memory)
         plain = reparameterize_model(base, fold="full")
         return plain, (torch.compile(fast) if form == "compiled" else fast)
     if cfg.device != "cpu":
@@ -149,6 +158,7 @@ def _machine() -> dict[str, Any]:
     info = {
         "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "malloc_retains_mib": freed_memory_retained(),
     }  # fmt: skip
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -163,6 +173,8 @@ def _has_reparam(name: str, cfg: BenchConfig) -> bool:
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure every candidate at every (size, batch); returns a JSON-ready dict (see :mod:`.report`)."""
     threads = configure_threads(cfg.threads)
+    if cfg.retain_memory and cfg.device == "cpu":
+        retain_freed_memory()
     candidates = list(dict.fromkeys([*cfg.candidates, cfg.reference]))
     for cand in candidates:
         name, form = _split(cand)
@@ -227,13 +239,16 @@ def _rows(
     matmul_gmacs: float | None,
 ) -> list[dict[str, Any]]:
     ref = stats[reference].median_ms
+    ref_model = _split(reference)[0]
     rows = []
     for cand, st in stats.items():
         gmacs = static[cand]["macs"] * batch / (st.median_ms * 1e-3) / 1e9
+        same_form = stats.get(f"{ref_model}:{_split(cand)[1]}")
         row = {
             "size": label, "frames": frames, "mels": mels, "batch": batch, "candidate": cand,
             **static[cand], **st.to_dict(),
             "speedup_vs_reference": ref / st.median_ms, "reference": reference,
+            "speedup_vs_reference_same_form": same_form.median_ms / st.median_ms if same_form else None,
             "gmacs_per_s": gmacs, "peak_memory_mib": (memory.get(cand) or 0) / 2**20 if memory.get(cand) else None,
         }  # fmt: skip
         if matmul_gmacs:
@@ -248,4 +263,5 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
         "candidates": list(cfg.candidates), "reference": cfg.reference, "sizes": list(cfg.sizes),
         "batch_sizes": list(cfg.batch_sizes), "runs": cfg.runs, "warmup": cfg.warmup,
         "num_classes": cfg.num_classes, "model_kwargs": cfg.model_kwargs, "device": cfg.device,
+        "retain_memory": cfg.retain_memory,
     }  # fmt: skip
