@@ -185,7 +185,7 @@ class TrainConfig:
             maths. ``null`` (default): on the CPU only. On the CPU it makes training steps faster, and the
             frequency-axis depthwise branches then also run as ``k x 1`` convs on frequency-major memory
             (``arinext.layers.set_branch_path``); on a GPU cuDNN's depthwise kernels are faster in NCHW
-            (2.3x for the paper's model on an H200; BENCHMARKS.md, "Training on a GPU"), where the trainer
+            (2.0x for the paper's model on an H200; BENCHMARKS.md, "Training on a GPU"), where the trainer
             also turns on ``torch.backends.cudnn.benchmark`` (the training crops have one shape).
         seed: seed of every random number generator.
         eval_every: validate every this many epochs (and always after the last one).
