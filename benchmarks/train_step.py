@@ -17,7 +17,9 @@ Variants (``--variants``, default all but ``compile``):
     OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py --threads 2 --batch 32 --runs 3
 
 Prints a markdown table (median seconds per step, clips/s, ratio to ``nchw`` and to Slow-Fast in the same
-memory format) and the machine-load verdict of ``arinext bench``.
+memory format) and the machine-load verdict of ``arinext bench``. ``--malloc retain`` (the default) keeps freed
+memory in the process for reuse, as ``arinext train`` does on the CPU (:mod:`arinext.utils.malloc`);
+``--malloc glibc`` leaves glibc's default, under which each step page-faults its large activations back in.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from torch import nn
 import arinext
 from arinext.layers import set_branch_path
 from arinext.utils.cpu import RunQueueWait, assess_load
+from arinext.utils.malloc import retain_freed_memory
 from arinext.utils.timing import time_interleaved
 
 VARIANTS = ("nchw", "cl", "cl+auto", "cl+auto+bf16", "cl+auto+compile", "slowfast+nchw", "slowfast+cl",
@@ -79,7 +82,11 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT), choices=VARIANTS)
+    p.add_argument("--malloc", choices=("retain", "glibc"), default="retain",
+                   help="retain: keep freed memory for reuse, as arinext train does on the CPU; glibc: its default")  # fmt: skip
     args = p.parse_args()
+    if args.malloc == "retain":
+        retain_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, args.frames, args.mels)
@@ -91,7 +98,7 @@ def main() -> None:
     verdict = assess_load(spreads, watch.wait_fraction, watch.load_before, watch.load_after, args.threads,
                           watch.pressure)  # fmt: skip
     print(f"{args.model} vs slowfast_audio_r50, batch {args.batch}, {args.frames}x{args.mels}, "
-          f"{args.threads} threads, {args.runs} interleaved runs\n")  # fmt: skip
+          f"{args.threads} threads, {args.runs} interleaved runs, malloc {args.malloc}\n")  # fmt: skip
     ref = stats["nchw"].median_ms if "nchw" in stats else None
     print("| variant | median s/step | clips/s | vs nchw | vs Slow-Fast, same format |\n|---|---:|---:|---:|---:|")
     for name, st in stats.items():

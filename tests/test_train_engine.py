@@ -202,3 +202,22 @@ def test_the_trainer_runs_channels_last_on_the_cpu_only_by_default():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert channels_last(None, cpu) and not channels_last(None, cuda)  # NCHW on a GPU (BENCHMARKS.md)
     assert channels_last(True, cuda) and not channels_last(False, cpu)  # an explicit setting wins
+
+
+def test_the_trainer_keeps_freed_memory_on_the_cpu_only():
+    """Process-wide, so each device is checked in a fresh process."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc malloc only")
+    code = (
+        "import sys, torch\n"
+        "from arinext.train.trainer import _setup_cpu\n"
+        "from arinext.utils.malloc import freed_memory_retained\n"
+        "_setup_cpu(torch.device(sys.argv[1]), 0, True)\n"
+        "print(freed_memory_retained())\n"
+    )
+    for device, expected in (("cpu", "1024"), ("meta", "None")):
+        out = subprocess.run([sys.executable, "-c", code, device], capture_output=True, text=True, check=True)
+        assert out.stdout.split()[-1] == expected, (device, out.stdout, out.stderr)
