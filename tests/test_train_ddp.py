@@ -217,3 +217,46 @@ def test_data_fingerprint_tells_subsets_apart(tmp_path):
     train, val = (build_dataset(cfg.data, s, training=False) for s in ("training", "validation"))
     assert data_fingerprint(train).startswith("8 clips (") and data_fingerprint(val).startswith("4 clips (")
     assert data_fingerprint(train) == data_fingerprint(build_dataset(cfg.data, "training", training=False))
+
+
+ALL_BAD_SCRIPT = textwrap.dedent(
+    """
+    import datetime, sys
+    import torch, torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from arinext.train.engine import train_one_epoch
+    from arinext.train.tasks import make_task
+
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))
+    rank = dist.get_rank()
+    torch.manual_seed(0)
+    model = DistributedDataParallel(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def batch(bad):
+        if bad:  # every clip of this rank's batch was unreadable
+            return {"inputs": None, "target": None, "index": torch.zeros(0, dtype=torch.long), "bad": ["x.wav: bad"]}
+        return {"inputs": torch.randn(4, 1, 4, 4), "target": torch.randint(0, 3, (4,)), "index": torch.arange(4),
+                "bad": []}
+
+    loader = [batch(False), batch(rank == 1), batch(False)]
+    out = train_one_epoch(model, loader, opt, make_task(3), torch.device("cpu"), log_every=0)
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(weights) for _ in range(2)]
+    dist.all_gather(gathered, weights)
+    assert torch.equal(gathered[0], gathered[1]), "ranks drifted apart"
+    print(f"rank {rank}: {out['bad_clips']:.0f} bad, {out['loss']:.3f}")
+    dist.destroy_process_group()
+    """
+)
+
+
+def test_a_batch_of_bad_clips_on_one_rank_skips_the_step_on_every_rank(tmp_path):
+    """A process that skipped the step alone would leave the others waiting in DDP's gradient all-reduce."""
+    script = tmp_path / "all_bad.py"
+    script.write_text(ALL_BAD_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
+           "--master-addr=127.0.0.1", f"--master-port={free_port()}", str(script)]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(": 1 bad,") == 2, proc.stdout  # the bad clip is counted over both ranks

@@ -26,6 +26,7 @@ __all__ = [
     "all_reduce_sum",
     "barrier",
     "cleanup_distributed",
+    "every_rank",
     "file_on_every_rank",
     "init_distributed",
     "same_on_every_rank",
@@ -137,6 +138,13 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def every_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every process (``flag`` itself without a process group)."""
+    if not dist.is_initialized():
+        return flag
+    return all_reduce_sum([0.0 if flag else 1.0], device)[0] == 0
 
 
 def all_gather_list(items: list[Any]) -> list[Any]:

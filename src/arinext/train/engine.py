@@ -25,7 +25,7 @@ from ..data.clips import BadClipReport
 from ..layers.classifier import MultiHeadOutput
 from ..utils.modules import unwrap_model
 from ..utils.progress import progress_bar
-from .distributed import all_gather_cat, all_gather_list, all_reduce_sum
+from .distributed import all_gather_cat, all_gather_list, all_reduce_sum, every_rank
 from .tasks import EvalResult, Task
 
 __all__ = [
@@ -202,7 +202,9 @@ def train_one_epoch(
             bad.update(batch)
             done["step"] += 1
             inputs = batch["inputs"]
-            if inputs is not None and inputs.shape[0] > 0:
+            # under DDP every process steps or none does: one that skipped a batch of bad clips alone would
+            # leave the others waiting for its gradients
+            if every_rank(inputs is not None and inputs.shape[0] > 0, device):
                 loss, correct = _train_step(model, inputs, batch["target"], optimizer, task, device, amp, epoch)
                 n = inputs.shape[0]
                 done["loss_sum"] += loss * n
