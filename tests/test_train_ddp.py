@@ -224,6 +224,7 @@ ALL_BAD_SCRIPT = textwrap.dedent(
     import datetime, sys
     import torch, torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
+    from arinext.train.distributed import cleanup_distributed
     from arinext.train.engine import train_one_epoch
     from arinext.train.tasks import make_task
 
@@ -245,8 +246,9 @@ ALL_BAD_SCRIPT = textwrap.dedent(
     gathered = [torch.zeros_like(weights) for _ in range(2)]
     dist.all_gather(gathered, weights)
     assert torch.equal(gathered[0], gathered[1]), "ranks drifted apart"
-    print(f"rank {rank}: {out['bad_clips']:.0f} bad, {out['loss']:.3f}")
-    dist.destroy_process_group()
+    print(f"rank {rank}: {out['bad_clips']:.0f} bad, {out['loss']:.3f}", flush=True)
+    del model, opt  # as the CLI does after training: drop DDP, then leave the group
+    cleanup_distributed()
     """
 )
 
@@ -260,3 +262,16 @@ def test_a_batch_of_bad_clips_on_one_rank_skips_the_step_on_every_rank(tmp_path)
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count(": 1 bad,") == 2, proc.stdout  # the bad clip is counted over both ranks
+
+
+def test_the_cli_leaves_the_process_group_when_a_command_ends(tmp_path):
+    """A group still alive at interpreter exit can abort a process whose run succeeded (gloo, SIGABRT)."""
+    from arinext.cli import main
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["models"]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

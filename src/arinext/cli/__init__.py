@@ -167,3 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         set_command(None)
+        if "torch.distributed" in sys.modules:  # train and eval under torchrun: leave the group before exit
+            from ..train.distributed import cleanup_distributed
+
+            cleanup_distributed()

@@ -8,6 +8,7 @@ degrades to the single-process case, so the same training code runs both ways.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -122,7 +123,14 @@ def file_on_every_rank(path: str | Path, device: torch.device) -> bool:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group (a no-op without one).
+
+    Call it once the ``DistributedDataParallel`` wrappers are dropped: a gloo group that something still
+    holds outlives ``destroy_process_group`` and is torn down at interpreter exit, which can abort the
+    process (SIGABRT, "terminate called without an active exception") after a run that succeeded.
+    """
     if dist.is_initialized():
+        gc.collect()  # DDP's reducer sits in reference cycles: free it (and its hold on the group) first
         dist.destroy_process_group()
 
 
