@@ -6,6 +6,7 @@ when a loader worker met it."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -105,16 +106,43 @@ def test_eval_names_the_unreadable_clip_and_the_setting_also_from_a_worker(tmp_p
     """A clip read by a loader worker used to end in a 30-line worker traceback and "internal error"."""
     root = urbansound(tmp_path / "us8k")
     assert train(root, tmp_path / "run", "optim.epochs=1") == 0
-    (root / "audio" / "fold1" / "102305-6-0-0.wav").unlink()
+    (root / "audio" / "fold1" / "102305-6-0-0.wav").write_bytes(b"RIFF not audio")  # there, but undecodable
     capsys.readouterr()
     args = ["eval", str(tmp_path / "run" / "fold1"), "--out", str(tmp_path / "test"), "-q"]
     assert main([*args, "--set", "data.num_workers=1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    err = lines[0]
+    assert err.startswith("arinext eval: error: ") and "102305-6-0-0.wav" in err, err
+    assert "--set data.on_bad_clip=skip" in err
+
+
+def test_eval_looks_for_the_audio_before_decoding_and_counts_what_is_missing(tmp_path, capsys, monkeypatch):
+    root = urbansound(tmp_path / "us8k")
+    assert train(root, tmp_path / "run", "optim.epochs=1") == 0
+    (root / "audio" / "fold1" / "102305-6-0-0.wav").unlink()
+    capsys.readouterr()
+    args = ["eval", str(tmp_path / "run" / "fold1"), "--out", str(tmp_path / "test"), "-q"]
+    import arinext.train.evaluation as evaluation
+
+    decoded = []
+    monkeypatch.setattr(evaluation, "predict", lambda *a, **k: decoded.append(1) or pytest.fail("decoded"))
+    # default: stops before any clip is decoded, naming the missing clip and the setting
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     # the adapter's counted warning about the absent file comes first, then the error: one line
     assert len(lines) == 2 and lines[0].startswith("warning: 1 of 10 rows name an audio file"), lines
-    err = lines[1]
-    assert err.startswith("arinext eval: error: ") and "102305-6-0-0.wav: file not found" in err, err
-    assert "--set data.on_bad_clip=skip" in err
+    assert lines[1].startswith("arinext eval: error: 1 of 10 (10.0%) validation clips have no audio"), lines[1]
+    assert "102305-6-0-0.wav: file not found" in lines[1] and "--set data.on_bad_clip=skip" in lines[1]
+    # with skip, 1 of 10 missing is above the 5 % allowed by default: the evaluation stops and says so
+    assert main([*args, "--set", "data.on_bad_clip=skip"]) == 2
+    assert "above data.max_bad_fraction=0.05" in capsys.readouterr().err
+    assert not decoded
+    monkeypatch.undo()
+    # allowed: the evaluation runs, and the missing clip is counted
+    assert main([*args, "--set", "data.on_bad_clip=skip", "--set", "data.max_bad_fraction=0.2"]) == 0
+    metrics = json.loads((tmp_path / "test" / "metrics.json").read_text())
+    assert metrics["clips"] == 9 and metrics["skipped_clips"] == 1
 
 
 def test_a_loader_worker_error_reaches_the_main_process_as_the_error_itself(tmp_path):

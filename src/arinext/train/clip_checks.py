@@ -1,6 +1,6 @@
 """What the trainer checks about the clips before and during a run: bad clips and the size of the caches.
 
-- Before the first epoch, :func:`check_sources` looks for the audio of every training and validation clip
+- Before the first epoch (and before an evaluation), :func:`check_sources` looks for the audio of every clip
   without decoding anything (a ``stat`` per file, a key lookup per HDF5 dataset) and stops the run when more
   than ``data.max_bad_fraction`` of a subset is missing (or when any is, with ``data.on_bad_clip=error``);
   below that it warns once with the count and examples.
@@ -53,7 +53,10 @@ def check_sources(bundle: Any, data: DataConfig) -> int:
     what = f"{_share(len(missing), total)} {bundle.subset} clips have no audio (missing file or HDF5 dataset)"
     examples = "; ".join(msg for _, msg in missing[:_SHOWN]) + (" ..." if len(missing) > _SHOWN else "")
     if data.on_bad_clip == "error":
-        raise DataError(f"{what}, e.g. {examples}; data.on_bad_clip=error stops at them (skip: skip and count)")
+        raise DataError(
+            f"{what}, e.g. {examples}; data.on_bad_clip=error stops at them (--set data.on_bad_clip=skip skips and "
+            "counts them)"
+        )
     if len(missing) > data.max_bad_fraction * total:
         raise DataError(
             f"{what}, above data.max_bad_fraction={data.max_bad_fraction:g}; e.g. {examples}. Check data.root and "

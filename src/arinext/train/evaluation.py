@@ -7,9 +7,10 @@ stored with it (a run's ``best.pt`` and its ``pretrained/`` directory both carry
 that the model does not know is an error.
 
 Both forms see the same clips and views; their view-averaged probabilities must agree, and the report
-says by how much (``max_abs_prob_diff``). Every clip is accounted for: with ``data.on_bad_clip=error``
-(the default here) an unreadable clip stops the evaluation naming the file; with ``skip`` the skipped
-clips are counted and listed in ``metrics.json`` and ``clips`` is the number actually scored. Output::
+says by how much (``max_abs_prob_diff``). Every clip is accounted for: before anything is decoded, the audio of every clip is looked for (as
+before training); with ``data.on_bad_clip=error`` (the default here) a missing or unreadable clip stops the
+evaluation naming the file; with ``skip`` the skipped clips are counted and listed in ``metrics.json``,
+``clips`` is the number actually scored, and more than ``data.max_bad_fraction`` missing stops it. Output::
 
     metrics.json            {"training_form": {...}, "fused": {...}, "max_abs_prob_diff": ..., "clips": ...,
                              "by": {COLUMN: {value: {"clips", "top1"}}} with --by,
@@ -41,6 +42,7 @@ from ..data import Manifest, dataset_info
 from ..layers.reparam import fold_state, reparameterize_model
 from ..models import metadata
 from ..utils.errors import ConfigError, DataError
+from .clip_checks import check_sources
 from .config import TrainConfig, apply_overrides, config_from_dict
 from .data import build_dataset, build_loader, holdout_split
 from .distributed import init_distributed
@@ -109,6 +111,7 @@ def _evaluate_subset(
     """Both forms on one subset: their results, and what ``metrics.json`` says about the subset (clips,
     skipped clips, views, the forms' largest probability difference, the ``by`` table)."""
     bundle = build_dataset(cfg.data, subset, training=False, seed=cfg.seed, labels=labels)
+    check_sources(bundle, cfg.data)  # missing audio: found before anything is decoded, counted like in training
     labelled = bundle.manifest is None or bundle.manifest.labelled
     if by and not labelled:
         raise ConfigError(f"--by {by}: the {subset} subset is unlabelled; there is no accuracy to split")
